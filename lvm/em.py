@@ -1,0 +1,71 @@
+"""Expectation maximisation for the mixture of Gaussians: chapter 1's preview of "maximise a bound".
+
+Each iteration first makes the bound touch log p(x) (E-step: q(z) = p(z | x), the responsibilities), then
+maximises the bound over the parameters in closed form (M-step). The log-likelihood can therefore never go
+down, which chapter 4 proves for any model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ._checks import as_tensor, check_finite
+from .models.mixture import GaussianMixture
+
+__all__ = ["EMResult", "em_step", "fit_em"]
+
+
+@dataclasses.dataclass
+class EMResult:
+    model: GaussianMixture
+    log_likelihood: list[float]  # mean log p(x) per data point, before each step and after the last
+
+
+def em_step(model: GaussianMixture, x: torch.Tensor, min_std: float = 1e-3) -> GaussianMixture:
+    """One EM iteration; returns a new mixture (eq. ``em-updates``).
+
+    ``min_std`` keeps a component that collapses onto a single point from reaching σ = 0, where the
+    likelihood of a mixture is unbounded.
+    """
+    x = model._check_x(x)
+    r = model.responsibilities(x)  # E-step: [n, K]
+    n_k = r.sum(0)  # the effective number of points each component explains
+    weights = n_k / n_k.sum()
+    if model.x_dim is None:
+        means = (r * x[:, None]).sum(0) / n_k
+        var = (r * (x[:, None] - means) ** 2).sum(0) / n_k
+    else:
+        means = (r.T @ x) / n_k[:, None]
+        var = (r[:, :, None] * (x[:, None, :] - means) ** 2).sum(0) / n_k[:, None]
+    stds = var.clamp_min(min_std**2).sqrt()
+    return GaussianMixture(weights, means, stds)
+
+
+def fit_em(x, n_components: int, n_iter: int = 50, init: GaussianMixture | None = None,
+           generator: torch.Generator | None = None) -> EMResult:
+    """Fit a mixture to ``x`` (``[n]`` or ``[n, d]``) by ``n_iter`` EM steps.
+
+    Without ``init``, the means start at randomly chosen data points, the weights are equal and every
+    standard deviation is the data's.
+    """
+    x = check_finite(as_tensor(x, "x"), "x")
+    if x.dim() not in (1, 2) or x.shape[0] < 1:
+        raise ValueError(f"x must have shape [n] or [n, d] with n >= 1, got {list(x.shape)}")
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or not 1 <= n_components <= x.shape[0]:
+        raise ValueError(f"n_components must be an integer between 1 and the number of points ({x.shape[0]}), "
+                         f"got {n_components!r}")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
+    if init is None:
+        pick = torch.randperm(x.shape[0], generator=generator)[:n_components]
+        spread = x.std(0).clamp_min(1e-3) if x.shape[0] > 1 else torch.ones_like(x[0])
+        stds = spread.expand_as(x[pick]).clone()
+        init = GaussianMixture(torch.full((n_components,), 1.0 / n_components), x[pick], stds)
+    model = init
+    history = [float(model.log_marginal(x).mean())]
+    for _ in range(n_iter):
+        model = em_step(model, x)
+        history.append(float(model.log_marginal(x).mean()))
+    return EMResult(model, history)

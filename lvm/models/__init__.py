@@ -1,0 +1,6 @@
+"""Latent variable models: each defines p(z) and p(x | z) as torch distributions."""
+
+from .base import LatentVariableModel
+from .mixture import GaussianMixture
+
+__all__ = ["GaussianMixture", "LatentVariableModel"]

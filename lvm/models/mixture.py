@@ -1,0 +1,105 @@
+"""The mixture of Gaussians: the simplest latent variable model (chapter 1).
+
+z is categorical, p(z = k) = λ_k, and p(x | z = k) = N(x | μ_k, σ_k²). Its marginal
+p(x) = Σ_k λ_k N(x | μ_k, σ_k²) (eq. ``gmm-marginal``) and its posterior (the responsibilities,
+eq. ``responsibilities``) are both exact, which makes it the first model to check every identity on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
+
+from .._checks import as_tensor, check_finite, check_positive, check_probability_vector, check_shape
+from .base import LatentVariableModel
+
+__all__ = ["GaussianMixture"]
+
+
+class GaussianMixture(LatentVariableModel):
+    """A mixture of K Gaussians, on the real line or in d dimensions (diagonal covariances).
+
+    Args:
+        weights: mixing proportions λ, shape ``[K]``, non-negative and summing to one.
+        means: component means μ, shape ``[K]`` (1-D data, x is ``[n]``) or ``[K, d]`` (x is ``[n, d]``).
+        stds: component standard deviations σ > 0, the same shape as ``means``.
+    """
+
+    def __init__(self, weights, means, stds):
+        super().__init__()
+        weights = check_probability_vector(as_tensor(weights, "weights"), "weights")
+        means = check_finite(as_tensor(means, "means"), "means")
+        stds = check_positive(as_tensor(stds, "stds"), "stds")
+        # Keep the most precise dtype given: float64 parameters must not be silently rounded to float32.
+        dtype = torch.promote_types(torch.promote_types(weights.dtype, means.dtype), stds.dtype)
+        weights, means, stds = weights.to(dtype), means.to(dtype), stds.to(dtype)
+        k = weights.shape[0]
+        if means.dim() not in (1, 2) or means.shape[0] != k:
+            raise ValueError(f"means must have shape [{k}] or [{k}, d] (one row per component of weights), "
+                             f"got {list(means.shape)}")
+        check_shape(stds, "stds", list(means.shape), "the same shape as means")
+        self.register_buffer("weights", weights)
+        self.register_buffer("means", means)
+        self.register_buffer("stds", stds)
+
+    @property
+    def n_components(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def x_dim(self) -> int | None:
+        """d for a d-dimensional mixture, ``None`` for a mixture on the real line."""
+        return None if self.means.dim() == 1 else self.means.shape[1]
+
+    def prior(self) -> Categorical:
+        """p(z = k) = λ_k."""
+        return Categorical(probs=self.weights)
+
+    def likelihood(self, z: torch.Tensor) -> Distribution:
+        """p(x | z) = N(μ_z, σ_z²), batched over the shape of the integer tensor ``z``."""
+        z = torch.as_tensor(z, device=self.weights.device)
+        if z.is_floating_point() or z.is_complex():
+            raise ValueError(f"z must hold integer component indices, got dtype {z.dtype}")
+        if ((z < 0) | (z >= self.n_components)).any():
+            raise ValueError(f"z must index a component in 0..{self.n_components - 1}")
+        return self._component(self.means[z], self.stds[z])
+
+    def components(self) -> Distribution:
+        """All K component densities as one batched distribution (batch shape ``[K]``)."""
+        return self._component(self.means, self.stds)
+
+    def marginal(self) -> MixtureSameFamily:
+        """p(x) = Σ_k λ_k N(x | μ_k, σ_k²) as a distribution (eq. ``gmm-marginal``)."""
+        return MixtureSameFamily(self.prior(), self.components())
+
+    def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x), shape ``[n]``; computed with log-sum-exp, so far-out points do not underflow."""
+        return self.marginal().log_prob(self._check_x(x))
+
+    def posterior(self, x: torch.Tensor) -> Categorical:
+        """p(z | x) by Bayes' rule: λ_k N(x | μ_k, σ_k²) / p(x) (eq. ``responsibilities``), batch ``[n]``."""
+        x = self._check_x(x)
+        # log p(x | z=k) for every point and every component: x broadcast against the K components.
+        x_per_component = x.unsqueeze(-1) if self.x_dim is None else x.unsqueeze(-2)
+        log_joint = self.components().log_prob(x_per_component) + self.weights.log()
+        return Categorical(logits=log_joint)
+
+    def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
+        """p(z = k | x) as a matrix of shape ``[n, K]`` whose rows sum to one."""
+        return self.posterior(x).probs
+
+    def _component(self, means: torch.Tensor, stds: torch.Tensor) -> Distribution:
+        normal = Normal(means, stds)
+        return normal if self.x_dim is None else Independent(normal, 1)
+
+    def _check_x(self, x) -> torch.Tensor:
+        x = as_tensor(x, "x", dtype=self.weights.dtype).to(self.weights.device)
+        if self.x_dim is None:
+            check_shape(x, "x", [None], "a 1-D mixture takes a vector of n points")
+        else:
+            check_shape(x, "x", [None, self.x_dim], f"n points in {self.x_dim} dimensions")
+        return check_finite(x, "x")
+
+    def extra_repr(self) -> str:
+        dims = "1-D" if self.x_dim is None else f"{self.x_dim}-D"
+        return f"K={self.n_components}, {dims}"

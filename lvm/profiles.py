@@ -1,0 +1,55 @@
+"""Run profiles: one switch (``LVM_PROFILE``) that sizes every chapter's experiments.
+
+``quick`` is what CI and a CPU laptop run (each chapter well under a minute on two cores); ``full`` is the
+GPU/Colab experience. Both run the same code; only sizes differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import torch
+
+__all__ = ["Profile", "PROFILES", "current_profile", "profile_named"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Sizes for one profile. ``mnist_train=None`` means "the whole MNIST training split"."""
+
+    name: str
+    mc_samples: int  # Monte Carlo draws behind a figure or an assert in chapters 1-5
+    mnist_train: int | None  # quick: carved out of the 10k test split, the only split offline
+    mnist_val: int
+    vae_epochs: int
+    vae_epochs_2d: int  # the 2-D latent model drawn in chapter 6
+    batch_size: int
+    eval_examples: int  # test images whose log-likelihood chapter 7 estimates
+    eval_k: int  # importance samples per test image
+
+
+PROFILES = {
+    "quick": Profile("quick", mc_samples=20_000, mnist_train=8_000, mnist_val=2_000, vae_epochs=8,
+                     vae_epochs_2d=8, batch_size=128, eval_examples=500, eval_k=500),
+    "full": Profile("full", mc_samples=200_000, mnist_train=None, mnist_val=10_000, vae_epochs=100,
+                    vae_epochs_2d=50, batch_size=128, eval_examples=10_000, eval_k=5_000),
+}
+
+
+def profile_named(name: str) -> Profile:
+    """The profile called ``name`` (``"quick"`` or ``"full"``)."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"LVM_PROFILE must be one of {sorted(PROFILES)}, got {name!r}") from None
+
+
+@functools.cache
+def current_profile() -> Profile:
+    """The profile ``LVM_PROFILE`` names; unset, ``full`` with a CUDA GPU and ``quick`` without. Read once."""
+    name = os.environ.get("LVM_PROFILE", "").strip().lower()
+    if not name:
+        name = "full" if torch.cuda.is_available() else "quick"
+    return profile_named(name)

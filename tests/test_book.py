@@ -1,0 +1,111 @@
+"""The book's configuration, the notebooks' shape, and the student edition."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import notebooks  # noqa: E402
+import student_edition  # noqa: E402
+
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+# The preamble of the source lecture notes: each macro must work on the website.
+NOTES_MACROS = ["bmat", "E", "P", "S", "R", "norm", "pd", "pdd", "vectornorm", "abs", "mbf", "mc", "bm",
+                "nicefrac", "argmin", "argmax"]
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def test_every_macro_of_the_notes_is_defined_for_mathjax3():
+    macros = CONFIG["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
+    assert set(NOTES_MACROS) <= set(macros)
+    assert macros["bm"] == ["\\boldsymbol{#1}", 1] and macros["norm"][1] == 2
+
+
+def test_config_keeps_launch_buttons_and_builds_offline():
+    assert CONFIG["repository"]["branch"] == "main" and CONFIG["repository"]["url"].startswith("https://")
+    assert "colab" in CONFIG["launch_buttons"]["colab_url"]
+    assert CONFIG["sphinx"]["recursive_update"] is True
+    extensions = CONFIG["sphinx"]["extra_extensions"]
+    assert {"sphinx_exercise", "sphinx_proof", "sphinx-mathjax-offline"} <= set(extensions)
+    assert CONFIG["bibtex_bibfiles"] == ["book/references.bib"]
+    for path in ["lvm", "tests", "benchmarks", ".pytest_cache", "_build"]:
+        assert path in CONFIG["exclude_patterns"]
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert "jupyter-book>=1.0.4,<2" in requirements
+    for package in ["torch", "ipywidgets", "matplotlib", "nbval", "numpy"]:
+        assert re.search(rf"^{package}\b", requirements, re.M)
+
+
+def test_toc_and_chapters_agree():
+    listed = {chapter["file"] for part in TOC["parts"] for chapter in part["chapters"]}
+    for notebook in CHAPTERS:
+        assert f"book/{notebook.stem}" in listed, f"{notebook.name} is not in _toc.yml"
+    for name in listed | {TOC["root"]}:
+        assert any((ROOT / f"{name}{ext}").exists() for ext in (".md", ".ipynb")), name
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_starts_right(path):
+    assert notebooks.problems(path) == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_has_the_course_structure(path):
+    text = [source(c) for c in cells(path)]
+    markdown = "\n".join(s for c, s in zip(cells(path), text) if c["cell_type"] == "markdown")
+    code = [s for c, s in zip(cells(path), text) if c["cell_type"] == "code"]
+    assert "Learning goals" in markdown and "## Summary" in markdown and "## Exercises" in markdown
+    labels = re.findall(r"^\$\$ \(([\w-]+)\)$", markdown, re.M)
+    assert len(labels) >= 3, "derivations are numbered display equations"
+    for label in labels:
+        assert f"{{eq}}`{label}`" in markdown, f"equation {label} is never referred to"
+    assert sum("assert " in s for s in code) >= 5, "identities are checked by asserts"
+    exercises = re.findall(r"\{exercise\}", markdown)
+    solutions = re.findall(r"\{solution\}", markdown)
+    checked = [s for s in code if "lvm.exercises.check_" in s]
+    assert len(exercises) >= 3 and len(solutions) + len(checked) >= len(exercises)
+
+
+def test_student_edition_removes_solutions_and_stubs_code(tmp_path):
+    out = tmp_path / "student"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "student_edition.py"), str(out)], check=True)
+    config = yaml.safe_load((out / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    for original in CHAPTERS:
+        student = out / "book" / original.name
+        student_cells = cells(student)
+        assert not any("{solution}" in source(c) for c in student_cells)
+        assert not any("solution" in c.get("metadata", {}).get("tags", []) for c in student_cells)
+        stubs = [source(c) for c in student_cells if "exercise" in c.get("metadata", {}).get("tags", [])]
+        originals = [source(c) for c in cells(original)
+                     if "solution" in c.get("metadata", {}).get("tags", []) and "def " in source(c)]
+        assert len(stubs) == len(originals)
+        for stub in stubs:
+            namespace = {}
+            exec(compile(stub, student.name, "exec"), namespace)  # a stub must at least be valid Python
+            function = next(v for k, v in namespace.items() if callable(v) and not k.startswith("__"))
+            with pytest.raises(NotImplementedError):
+                function(*[None] * function.__code__.co_argcount)
+            assert "# YOUR CODE HERE" in stub
+
+
+def test_stub_keeps_signature_and_docstring():
+    stub = student_edition.stub_for('def f(a, b=2):\n    """Doc."""\n    return a + b\n\nx = f(1)\n')
+    assert stub.startswith('def f(a, b=2):\n    """Doc."""\n    # YOUR CODE HERE\n')
+    assert student_edition.stub_for("x = 1\n") is None

@@ -1,0 +1,87 @@
+"""Argument checks, devices, run profiles, plots and widgets."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import lvm  # noqa: E402
+from lvm import _checks, profiles  # noqa: E402
+from lvm.device import default_device, resolve_device  # noqa: E402
+
+
+def test_check_shape_message_shows_expected_and_got():
+    with pytest.raises(ValueError, match=r"W must have shape \[3, \*\].*got \[2, 2\]"):
+        _checks.check_shape(torch.zeros(2, 2), "W", [3, None])
+
+
+def test_probability_vector_tolerates_rounding_only():
+    _checks.check_probability_vector(torch.tensor([1 / 3] * 3), "weights")
+    with pytest.raises(ValueError, match="sum to 1"):
+        _checks.check_probability_vector(torch.tensor([0.3, 0.3]), "weights")
+
+
+def test_default_device_is_cuda_when_present():
+    expected = "cuda" if torch.cuda.is_available() else default_device().type
+    assert default_device().type == expected
+    assert resolve_device(None) == default_device()
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu-please")
+    assert lvm.describe_device("cpu").startswith("cpu")
+
+
+def test_profiles(monkeypatch):
+    profiles.current_profile.cache_clear()
+    monkeypatch.setenv("LVM_PROFILE", "full")
+    assert profiles.current_profile().name == "full"
+    profiles.current_profile.cache_clear()
+    monkeypatch.setenv("LVM_PROFILE", "fast")
+    with pytest.raises(ValueError, match="LVM_PROFILE"):
+        profiles.current_profile()
+    profiles.current_profile.cache_clear()
+    monkeypatch.delenv("LVM_PROFILE")
+    assert profiles.current_profile().name == ("full" if torch.cuda.is_available() else "quick")
+    profiles.current_profile.cache_clear()
+    quick, full = profiles.profile_named("quick"), profiles.profile_named("full")
+    assert quick.mnist_train + quick.mnist_val <= 10_000  # the quick profile lives inside the test split
+    assert full.vae_epochs > quick.vae_epochs and full.eval_k >= 5000
+
+
+def test_mixture_figures_draw_what_they_say():
+    model = lvm.GaussianMixture([0.3, 0.7], [-1.0, 2.0], [0.5, 1.0])
+    fig, ax = plt.subplots()
+    lvm.plot.plot_mixture(model, ax=ax, x_range=(-4, 5))
+    lines = ax.get_lines()
+    assert len(lines) == 3  # two weighted components and the marginal
+    x, y = lines[-1].get_data()
+    assert torch.allclose(torch.as_tensor(y), model.log_marginal(torch.as_tensor(x)).exp(), atol=1e-6)
+    fig, ax = plt.subplots()
+    lvm.plot.plot_responsibilities(model, ax=ax)
+    assert len(ax.collections) == 2
+    with pytest.raises(ValueError, match="model"):
+        lvm.plot.plot_mixture(lvm.GaussianMixture([1.0], torch.zeros(1, 2), torch.ones(1, 2)))
+    plt.close("all")
+
+
+def test_image_grid_tiles_images():
+    fig, ax = plt.subplots()
+    lvm.plot.plot_image_grid(torch.rand(10, 784), nrow=5, ax=ax)
+    assert ax.images[0].get_array().shape == (2 * 29 + 1, 5 * 29 + 1)
+    plt.close("all")
+
+
+def test_mixture_explorer_builds_sliders_and_normalises_weights():
+    model = lvm.GaussianMixture([0.3, 0.7], [-1.0, 2.0], [0.5, 1.0])
+    box = lvm.widgets.mixture_explorer(model)
+    sliders = [w for row in box.children[:-1] for w in row.children]
+    assert len(sliders) == 6
+    assert [s.value for s in sliders[:3]] == pytest.approx([0.3, -1.0, 0.5])
+    mixed = lvm.widgets.mixture_from_sliders([2.0, 6.0], [0.0, 1.0], [1.0, 1.0])
+    assert torch.allclose(mixed.weights, torch.tensor([0.25, 0.75]))
+    with pytest.raises(ValueError, match="raw_weights"):
+        lvm.widgets.mixture_from_sliders([0.0, 0.0], [0.0, 1.0], [1.0, 1.0])
+    plt.close("all")

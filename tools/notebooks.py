@@ -1,0 +1,109 @@
+"""Keep the chapter notebooks in the shape the book, Colab and CI expect.
+
+    python tools/notebooks.py check   # list problems, exit 1 if any (CI runs this)
+    python tools/notebooks.py fix     # repair what can be repaired: outputs, macro cell, metadata
+
+Every chapter notebook must
+- be stored without outputs (the book build executes it);
+- start with a hidden Markdown cell that defines the MathJax macros of ``_config.yml`` for Jupyter and Colab
+  (the website gets them from ``_config.yml``; the cell is tagged ``remove-cell`` so the book skips it);
+- have, as its first code cell, the set-up cell that installs ``lvm`` on Colab.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+MACRO_MARK = "lvm-macros"
+SETUP_MARK = 'if "google.colab" in sys.modules:'
+
+
+def chapter_notebooks() -> list[Path]:
+    return sorted(p for p in BOOK.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def macro_cell_source(config_path: Path = ROOT / "_config.yml") -> str:
+    """``$\\newcommand...$`` lines built from the macros in ``_config.yml``: one source of truth."""
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    macros = config["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
+    lines = []
+    for name, body in macros.items():
+        if isinstance(body, list):
+            lines.append(f"\\newcommand{{\\{name}}}[{body[1]}]{{{body[0]}}}")
+        else:
+            lines.append(f"\\newcommand{{\\{name}}}{{{body}}}")
+    # One inline-maths block: rendered by Jupyter and Colab, invisible, and removed from the website.
+    return "$" + " ".join(lines) + "$"
+
+
+def _is_macro_cell(cell: dict) -> bool:
+    return cell.get("cell_type") == "markdown" and cell.get("metadata", {}).get("lvm") == MACRO_MARK
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def problems(path: Path) -> list[str]:
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        return [f"not a readable notebook ({exc})"]
+    found = []
+    cells = nb.get("cells", [])
+    if any(c.get("cell_type") == "code" and (c.get("outputs") or c.get("execution_count")) for c in cells):
+        found.append("stored with outputs (run `python tools/notebooks.py fix`)")
+    if not cells or not _is_macro_cell(cells[0]) or _source(cells[0]) != macro_cell_source():
+        found.append("first cell is not the macro cell of _config.yml (run `python tools/notebooks.py fix`)")
+    code = [c for c in cells if c.get("cell_type") == "code"]
+    if not code or SETUP_MARK not in _source(code[0]):
+        found.append("first code cell is not the Colab set-up cell that installs lvm")
+    return found
+
+
+def fix(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = [c for c in nb["cells"] if not _is_macro_cell(c)]
+    for cell in cells:
+        cell.setdefault("id", uuid.uuid4().hex[:12])  # nbformat 4.5 requires ids; keep existing ones stable
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    macro = {"cell_type": "markdown", "id": "lvm-macros", "metadata": {"lvm": MACRO_MARK, "tags": ["remove-cell"]},
+             "source": macro_cell_source()}
+    nb["cells"] = [macro, *cells]
+    nb["nbformat"], nb["nbformat_minor"] = 4, 5
+    metadata = nb.setdefault("metadata", {})
+    metadata.pop("jupytext", None)
+    metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    metadata["accelerator"] = "GPU"  # Colab opens the notebook on a GPU runtime
+    metadata.setdefault("colab", {"provenance": []})
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in ("check", "fix"):
+        print(__doc__)
+        return 2
+    paths = chapter_notebooks()
+    if argv[0] == "fix":
+        for path in paths:
+            fix(path)
+    bad = {path: problems(path) for path in paths}
+    bad = {path: found for path, found in bad.items() if found}
+    for path, found in bad.items():
+        for problem in found:
+            print(f"{path.relative_to(ROOT)}: {problem}")
+    print(f"{len(paths)} notebooks checked, {len(bad)} with problems")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

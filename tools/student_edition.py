@@ -1,0 +1,112 @@
+"""Write the student edition of the book: the same chapters without the solutions.
+
+    python tools/student_edition.py OUTPUT_DIR [--force]
+
+- a Markdown cell holding a ``{solution}`` directive is dropped;
+- a code cell tagged ``solution`` that defines functions keeps each function's signature and docstring, and
+  its body becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError``; any other ``solution`` cell is dropped;
+- outputs are cleared, and the edition's ``_config.yml`` does not execute notebooks (the stubs would fail).
+
+Building from a copy, rather than with sphinx-exercise's ``hide_solutions``, also keeps the solutions out
+of the notebooks that students download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION_DIRECTIVE = re.compile(r"^(```|:::)\{solution\}", re.MULTILINE)
+
+
+def stub_for(source: str) -> str | None:
+    """The student's starting point for a solution cell, or ``None`` if the cell should just go."""
+    tree = ast.parse(source)
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    if not functions:
+        return None
+    lines = source.splitlines()
+    stubs = []
+    for fn in functions:
+        body_start = fn.body[0]
+        keep_until = fn.body[0].end_lineno if ast.get_docstring(fn) else body_start.lineno - 1
+        header = lines[fn.lineno - 1 - len(fn.decorator_list): keep_until]
+        indent = " " * (body_start.col_offset)
+        stubs.append("\n".join(header + [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError"]))
+    return "\n\n\n".join(stubs) + "\n"
+
+
+def student_notebook(nb: dict) -> dict:
+    cells = []
+    for cell in nb["cells"]:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "markdown" and SOLUTION_DIRECTIVE.search(source):
+            continue
+        if cell["cell_type"] == "code":
+            cell = {**cell, "outputs": [], "execution_count": None}
+            if "solution" in cell.get("metadata", {}).get("tags", []):
+                stub = stub_for(source)
+                if stub is None:
+                    continue
+                tags = [t for t in cell["metadata"]["tags"] if t != "solution"] + ["exercise"]
+                cell = {**cell, "source": stub, "metadata": {**cell["metadata"], "tags": tags}}
+        cells.append(cell)
+    return {**nb, "cells": cells}
+
+
+def student_markdown(text: str) -> str:
+    """Drop ``{solution}`` directive blocks from a Markdown page."""
+    out, skipping, fence = [], False, ""
+    for line in text.splitlines(keepends=True):
+        match = SOLUTION_DIRECTIVE.match(line)
+        if not skipping and match:
+            skipping, fence = True, match.group(1)
+            continue
+        if skipping:
+            if line.strip() == fence:
+                skipping = False
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def write_edition(output: Path) -> None:
+    shutil.copytree(ROOT / "book", output / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copy(ROOT / "_toc.yml", output / "_toc.yml")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    config["title"] += " (student edition)"
+    config["execute"]["execute_notebooks"] = "off"
+    (output / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+                                        encoding="utf-8")
+    for path in (output / "book").rglob("*.ipynb"):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps(student_notebook(nb), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for path in (output / "book").rglob("*.md"):
+        path.write_text(student_markdown(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    args = parser.parse_args(argv)
+    if args.output.exists():
+        if not args.force:
+            parser.error(f"{args.output} exists; pass --force to replace it")
+        shutil.rmtree(args.output)
+    args.output.mkdir(parents=True)
+    write_edition(args.output)
+    print(f"student edition written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
