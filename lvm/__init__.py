@@ -5,9 +5,12 @@ shared by every model, so that sampling, bounds and training are written once.
 """
 
 from . import data, exercises, plot, profiles, widgets
+from .bounds import (elbo, elbo_joint_entropy, elbo_via_posterior, gaussian_kl, importance_log_marginal,
+                     iwae_bound, log_importance_weights, naive_log_marginal)
 from .device import default_device, describe_device
 from .em import EMResult, em_step, fit_em
-from .models import GaussianMixture, LatentVariableModel
+from .gradients import reparameterised_gradients, score_function_gradients
+from .models import GaussianMixture, LatentVariableModel, LinearGaussian
 from .sampling import ancestral_sample
 
 __version__ = "0.1.0"
@@ -16,14 +19,25 @@ __all__ = [
     "EMResult",
     "GaussianMixture",
     "LatentVariableModel",
+    "LinearGaussian",
     "ancestral_sample",
     "data",
     "default_device",
     "describe_device",
+    "elbo",
+    "elbo_joint_entropy",
+    "elbo_via_posterior",
     "em_step",
     "exercises",
     "fit_em",
+    "gaussian_kl",
+    "importance_log_marginal",
+    "iwae_bound",
+    "log_importance_weights",
+    "naive_log_marginal",
     "plot",
     "profiles",
+    "reparameterised_gradients",
+    "score_function_gradients",
     "widgets",
 ]

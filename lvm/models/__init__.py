@@ -1,6 +1,7 @@
 """Latent variable models: each defines p(z) and p(x | z) as torch distributions."""
 
 from .base import LatentVariableModel
+from .linear import LinearGaussian
 from .mixture import GaussianMixture
 
-__all__ = ["GaussianMixture", "LatentVariableModel"]
+__all__ = ["GaussianMixture", "LatentVariableModel", "LinearGaussian"]

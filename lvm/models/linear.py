@@ -1,0 +1,216 @@
+"""The linear-Gaussian model (probabilistic PCA): the latent variable model where everything is exact (chapter 2).
+
+z ~ N(0, I), x = W z + b + σ ε with ε ~ N(0, I). Both the marginal p(x) = N(b, W Wᵀ + σ² I)
+(eq. ``lg-marginal``) and the posterior p(z | x) (eq. ``lg-posterior``) are Gaussians in closed form, so
+later chapters check every bound and estimator against this model's exact answers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
+
+from .._checks import as_tensor, check_finite, check_positive, check_shape
+from .base import LatentVariableModel
+
+__all__ = ["LinearGaussian"]
+
+
+class LinearGaussian(LatentVariableModel):
+    """Probabilistic PCA: p(z) = N(0, I_{d_z}), p(x | z) = N(W z + b, σ² I_{d_x}).
+
+    W, b and log σ are ``nn.Parameter`` s, so the model can be trained by gradient ascent like any other
+    (log σ keeps σ positive under unconstrained updates).
+
+    Args:
+        W: the loading matrix, shape ``[d_x, d_z]``.
+        b: the offset (the mean of x), shape ``[d_x]``.
+        sigma: the noise standard deviation σ > 0, a scalar.
+    """
+
+    def __init__(self, W, b, sigma):
+        super().__init__()
+        W = check_finite(as_tensor(W, "W"), "W")
+        if W.dim() != 2 or W.shape[0] < 1 or W.shape[1] < 1:
+            raise ValueError(f"W must be a matrix of shape [d_x, d_z], got {list(W.shape)}")
+        b = check_finite(as_tensor(b, "b", dtype=W.dtype).to(W.device), "b")
+        check_shape(b, "b", [W.shape[0]], "one offset per row of W")
+        sigma = as_tensor(sigma, "sigma", dtype=W.dtype).to(W.device)
+        if sigma.numel() != 1:
+            raise ValueError(f"sigma must be a positive scalar, got shape {list(sigma.shape)}")
+        sigma = check_positive(sigma.reshape(()), "sigma")
+        self.W = nn.Parameter(W.detach().clone())
+        self.b = nn.Parameter(b.detach().clone())
+        self.log_sigma = nn.Parameter(sigma.detach().log())
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        """σ = exp(log σ), a 0-dim tensor."""
+        return self.log_sigma.exp()
+
+    @property
+    def x_dim(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def z_dim(self) -> int:
+        return self.W.shape[1]
+
+    def prior(self) -> Independent:
+        """p(z) = N(0, I), event shape ``[d_z]``."""
+        zeros = torch.zeros(self.z_dim, dtype=self.W.dtype, device=self.W.device)
+        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+    def likelihood(self, z: torch.Tensor) -> Independent:
+        """p(x | z) = N(W z + b, σ² I), event shape ``[d_x]``, batched over the leading dimensions of ``z``."""
+        z = as_tensor(z, "z", dtype=self.W.dtype)
+        if z.dim() < 1 or z.shape[-1] != self.z_dim:
+            raise ValueError(f"z must have shape [..., {self.z_dim}] (its last dimension is d_z), "
+                             f"got {list(z.shape)}")
+        mean = z @ self.W.T + self.b
+        return Independent(Normal(mean, self.sigma.expand_as(mean)), 1)
+
+    def marginal_covariance(self) -> torch.Tensor:
+        """W Wᵀ + σ² I, shape ``[d_x, d_x]``."""
+        eye = torch.eye(self.x_dim, dtype=self.W.dtype, device=self.W.device)
+        return self.W @ self.W.T + self.sigma**2 * eye
+
+    def marginal(self) -> MultivariateNormal:
+        """p(x) = ∫ p(z) p(x | z) dz = N(b, W Wᵀ + σ² I) (eq. ``lg-marginal``)."""
+        return MultivariateNormal(self.b, covariance_matrix=self.marginal_covariance())
+
+    def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact log p(x), shape ``[n]`` for x of shape ``[n, d_x]``."""
+        return self.marginal().log_prob(self._check_x(x))
+
+    def posterior(self, x: torch.Tensor) -> MultivariateNormal:
+        """p(z | x) = N(M⁻¹ Wᵀ (x − b), σ² M⁻¹) with M = WᵀW + σ² I (eq. ``lg-posterior``), batch ``[n]``.
+
+        M is only ``[d_z, d_z]``: inverting it is cheaper than inverting the ``[d_x, d_x]`` marginal covariance,
+        and the posterior covariance does not depend on x.
+        """
+        x = self._check_x(x)
+        m_inv = torch.cholesky_inverse(torch.linalg.cholesky(self._m_matrix()))
+        mean = (x - self.b) @ self.W @ m_inv  # M⁻¹ is symmetric: row n is (M⁻¹ Wᵀ (x_n − b))ᵀ
+        cov = self.sigma**2 * m_inv
+        cov = 0.5 * (cov + cov.T)  # exactly symmetric for the Cholesky inside MultivariateNormal
+        return MultivariateNormal(mean, covariance_matrix=cov)
+
+    def elbo_exact(self, x: torch.Tensor, q: Distribution) -> torch.Tensor:
+        """The ELBO E_q[log p(x | z)] − KL(q ‖ p(z)) in closed form for a Gaussian q, shape ``[n]``.
+
+        With q = N(m, S): E_q‖x − W z − b‖² = ‖x − W m − b‖² + tr(Wᵀ W S), and the KL to N(0, I) is
+        ½ (tr S + ‖m‖² − d_z − log det S) (eq. ``elbo-recon-kl``), so no sampling is needed.
+
+        Args:
+            x: data, shape ``[n, d_x]``.
+            q: a Gaussian over z with batch shape ``[n]`` and event shape ``[d_z]``: a ``MultivariateNormal``
+                or an ``Independent(Normal, 1)`` (diagonal).
+        """
+        x = self._check_x(x)
+        mean, cov = _gaussian_moments(q, self.z_dim, x.shape[0])
+        d_x, d_z = self.x_dim, self.z_dim
+        var = self.sigma**2
+        resid = x - mean @ self.W.T - self.b
+        wtw = self.W.T @ self.W
+        trace_term = (wtw * cov).sum((-2, -1))  # tr(WᵀW S): both symmetric, so an elementwise product
+        expected_sq = (resid**2).sum(-1) + trace_term
+        recon = -0.5 * d_x * torch.log(2 * torch.pi * var) - 0.5 * expected_sq / var
+        logdet = 2 * torch.linalg.cholesky(cov).diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        kl = 0.5 * (cov.diagonal(dim1=-2, dim2=-1).sum(-1) + (mean**2).sum(-1) - d_z - logdet)
+        return recon - kl
+
+    @classmethod
+    def fit(cls, x, z_dim: int, ddof: int = 0) -> "LinearGaussian":
+        """The closed-form maximum-likelihood fit of Tipping & Bishop (1999).
+
+        b is the sample mean; with the eigenvalues λ_1 ≥ … ≥ λ_{d_x} and eigenvectors U of the sample
+        covariance, σ² is the average of the d_x − z_dim discarded eigenvalues and W = U_q (Λ_q − σ² I)^{1/2}
+        (W is unique only up to a rotation of z; this is the rotation with orthogonal columns).
+
+        Args:
+            x: data, shape ``[n, d_x]``.
+            z_dim: the latent dimension q, ``1 <= z_dim < d_x``.
+            ddof: the covariance divides by ``n - ddof``. ``0`` is the maximum-likelihood fit; ``1`` reproduces
+                scikit-learn's ``PCA`` (its ``score_samples`` is this model's log p(x)).
+        """
+        x = check_finite(as_tensor(x, "x"), "x")
+        if x.dim() != 2:
+            raise ValueError(f"x must have shape [n, d_x], got {list(x.shape)}")
+        n, d_x = x.shape
+        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or not 1 <= z_dim < d_x:
+            raise ValueError(f"z_dim must be an integer with 1 <= z_dim < d_x = {d_x}, got {z_dim!r}")
+        if isinstance(ddof, bool) or ddof not in (0, 1):
+            raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
+        # The centred data span at most n - 1 directions: with n <= z_dim + 1 every discarded eigenvalue is 0.
+        if n < z_dim + 2:
+            raise ValueError(f"x has too few points ({n}) to fit z_dim = {z_dim}: need at least {z_dim + 2}")
+        b = x.mean(0)
+        centred = x - b
+        cov = centred.T @ centred / (n - ddof)
+        eigvals, eigvecs = torch.linalg.eigh(cov)  # ascending
+        eigvals, eigvecs = eigvals.flip(0), eigvecs.flip(1)
+        sigma2 = eigvals[z_dim:].mean()
+        if not sigma2 > 1e-12 * eigvals[0].clamp_min(torch.finfo(x.dtype).tiny):
+            raise ValueError(f"x has (numerically) no variance outside its leading {z_dim} directions, "
+                             "so the noise variance σ² would be 0; use a smaller z_dim or add noise")
+        # Λ_q ≥ σ² in exact arithmetic; the clamp only removes rounding below zero.
+        W = eigvecs[:, :z_dim] * (eigvals[:z_dim] - sigma2).clamp_min(0).sqrt()
+        return cls(W, b, sigma2.sqrt())
+
+    @torch.no_grad()
+    def em_step(self, x) -> "LinearGaussian":
+        """One EM iteration; returns a new model (the E- and M-steps of Tipping & Bishop, 1999).
+
+        E-step: q(z_n) = p(z_n | x_n), with E[z_n] = M⁻¹ Wᵀ (x_n − b) and E[z_n z_nᵀ] = σ² M⁻¹ + E[z_n] E[z_n]ᵀ.
+        M-step: maximise E_q[Σ_n log p(x_n, z_n)] over (W, b) jointly (a least-squares regression of x on the
+        expected [z, 1]), then over σ². Each step is an exact maximisation of the ELBO in one block of its
+        arguments, so log p(x) never decreases (chapter 4: EM is coordinate ascent on the ELBO).
+        """
+        x = self._check_x(x)
+        n = x.shape[0]
+        W, b, var = self.W, self.b, self.sigma**2
+        m_inv = torch.cholesky_inverse(torch.linalg.cholesky(self._m_matrix()))
+        ez = (x - b) @ W @ m_inv  # [n, d_z]
+        ez_mean = ez.mean(0)
+        x_mean = x.mean(0)
+        # Centred sufficient statistics: the intercept b is profiled out of the regression.
+        ez_c = ez - ez_mean
+        szz = n * var * m_inv + ez_c.T @ ez_c  # Σ_n E[(z_n − z̄)(z_n − z̄)ᵀ]
+        sxz = (x - x_mean).T @ ez_c  # Σ_n (x_n − x̄) E[z_n − z̄]ᵀ
+        W_new = torch.linalg.solve(szz, sxz.T).T  # sxz szz⁻¹ (szz is symmetric)
+        b_new = x_mean - W_new @ ez_mean
+        # σ² = (1 / (n d_x)) Σ_n E‖x_n − W z_n − b‖², in centred form (b_new makes the cross terms with z̄ vanish)
+        xc = x - x_mean
+        expected_sq = (xc**2).sum() - 2 * (W_new * sxz).sum() + (W_new.T @ W_new * szz).sum()
+        var_new = (expected_sq / (n * self.x_dim)).clamp_min(torch.finfo(x.dtype).tiny)
+        return type(self)(W_new, b_new, var_new.sqrt())
+
+    def _m_matrix(self) -> torch.Tensor:
+        """M = WᵀW + σ² I, shape ``[d_z, d_z]``."""
+        eye = torch.eye(self.z_dim, dtype=self.W.dtype, device=self.W.device)
+        return self.W.T @ self.W + self.sigma**2 * eye
+
+    def _check_x(self, x) -> torch.Tensor:
+        x = as_tensor(x, "x", dtype=self.W.dtype).to(self.W.device)
+        check_shape(x, "x", [None, self.x_dim], f"n points in d_x = {self.x_dim} dimensions")
+        return check_finite(x, "x")
+
+    def extra_repr(self) -> str:
+        return f"x_dim={self.x_dim}, z_dim={self.z_dim}, sigma={float(self.sigma.detach()):.4g}"
+
+
+def _gaussian_moments(q: Distribution, z_dim: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``[n, d_z]`` and covariance ``[n, d_z, d_z]`` of a Gaussian q over z, or a ValueError."""
+    if isinstance(q, MultivariateNormal):
+        mean, cov = q.mean, q.covariance_matrix
+    elif isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1:
+        mean, cov = q.mean, torch.diag_embed(q.variance)
+    else:
+        raise ValueError(f"q must be a MultivariateNormal or an Independent(Normal, 1) over z, "
+                         f"got {type(q).__name__}")
+    if tuple(q.event_shape) != (z_dim,) or tuple(q.batch_shape) != (n,):
+        raise ValueError(f"q must have batch shape [{n}] (one q per row of x) and event shape [{z_dim}], "
+                         f"got batch {list(q.batch_shape)} and event {list(q.event_shape)}")
+    return mean, cov.expand(n, z_dim, z_dim)
