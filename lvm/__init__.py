@@ -7,19 +7,24 @@ shared by every model, so that sampling, bounds and training are written once.
 from . import data, exercises, plot, profiles, widgets
 from .bounds import (elbo, elbo_joint_entropy, elbo_via_posterior, gaussian_kl, importance_log_marginal,
                      iwae_bound, log_importance_weights, naive_log_marginal)
+from .checkpoint import load_checkpoint, save_checkpoint
 from .device import default_device, describe_device
 from .em import EMResult, em_step, fit_em
 from .gradients import reparameterised_gradients, score_function_gradients
-from .models import GaussianMixture, LatentVariableModel, LinearGaussian
+from .models import VAE, GaussianMixture, LatentVariableModel, LinearGaussian
 from .sampling import ancestral_sample
+from .train import History, NonFiniteLossError, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EMResult",
     "GaussianMixture",
+    "History",
     "LatentVariableModel",
     "LinearGaussian",
+    "NonFiniteLossError",
+    "VAE",
     "ancestral_sample",
     "data",
     "default_device",
@@ -29,15 +34,18 @@ __all__ = [
     "elbo_via_posterior",
     "em_step",
     "exercises",
+    "fit",
     "fit_em",
     "gaussian_kl",
     "importance_log_marginal",
     "iwae_bound",
+    "load_checkpoint",
     "log_importance_weights",
     "naive_log_marginal",
     "plot",
     "profiles",
     "reparameterised_gradients",
+    "save_checkpoint",
     "score_function_gradients",
     "widgets",
 ]

@@ -3,5 +3,6 @@
 from .base import LatentVariableModel
 from .linear import LinearGaussian
 from .mixture import GaussianMixture
+from .vae import VAE
 
-__all__ = ["GaussianMixture", "LatentVariableModel", "LinearGaussian"]
+__all__ = ["GaussianMixture", "LatentVariableModel", "LinearGaussian", "VAE"]

@@ -1,0 +1,195 @@
+"""The variational autoencoder (chapter 6): a nonlinear latent variable model with an amortised posterior.
+
+The generative model is p(z) = N(0, I) and p(x | z, φ) whose parameters come from a decoder network
+f(z; φ): Bernoulli logits for binary images, or a Gaussian mean N(x | f(z; φ), σ² I) (eq. ``nonlinear-lvm``).
+The encoder g(x; θ) gives the amortised approximate posterior q(z | x, θ) = N(μ(x), diag σ(x)²)
+(eq. ``vae-encoder``), the q that the ELBO (eq. ``elbo-three-forms``) and the IWAE bound are evaluated with.
+
+The VAE honours the same contract as every other model (``prior``, ``likelihood``), so
+:func:`lvm.ancestral_sample`, :func:`lvm.elbo` and :func:`lvm.iwae_bound` work on it unchanged. It has no
+exact ``posterior`` or ``log_marginal`` — that intractability is the reason for the encoder.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Independent, Normal
+from torch.nn import functional as F
+
+from .base import LatentVariableModel
+from .networks import IMAGE_SIDE, ConvDecoder, ConvEncoder, mlp
+
+__all__ = ["VAE"]
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+ARCHITECTURES = ("mlp", "conv")
+
+# Smallest posterior standard deviation the encoder can output. Keeps log σ(x) (in the KL term) finite even
+# if the raw output runs to -inf; 1e-4 is far below any posterior scale a VAE on images reaches.
+MIN_STD = 1e-4
+
+
+class VAE(LatentVariableModel):
+    """A variational autoencoder with a standard-normal prior.
+
+    Args:
+        x_dim: data dimension d_x (784 for MNIST).
+        z_dim: latent dimension d_z.
+        hidden: widths of the hidden layers of both the encoder and the decoder (the decoder uses them in
+            reverse order). ``hidden=()`` makes both networks affine: the decoder is then *linear*, and a
+            Gaussian VAE of that kind is a linear-Gaussian model (see :meth:`as_linear_gaussian`).
+        likelihood: ``"bernoulli"`` (the decoder outputs logits; for binary data) or ``"gaussian"``.
+        sigma: Gaussian likelihood only: a fixed observation noise σ > 0, or ``None`` to learn log σ as a
+            single scalar parameter (initialised at σ = 1).
+        architecture: ``"mlp"`` (fully connected, ReLU) or ``"conv"`` (small convolutional networks for
+            28 × 28 images; needs ``x_dim == 784``).
+
+    Shapes: ``encode`` takes x ``[n, x_dim]`` and returns a distribution with batch shape ``[n]`` and event
+    shape ``[z_dim]``; ``likelihood`` and ``decode`` take z ``[..., z_dim]`` (e.g. ``[k, n, z_dim]``) and work
+    over all its leading dimensions.
+    """
+
+    def __init__(self, x_dim: int, z_dim: int, hidden: Sequence[int] = (400,), likelihood: str = "bernoulli",
+                 *, sigma: float | None = None, architecture: str = "mlp"):
+        super().__init__()
+        x_dim = _positive_int(x_dim, "x_dim")
+        z_dim = _positive_int(z_dim, "z_dim")
+        hidden = _widths(hidden)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        if architecture == "conv" and x_dim != IMAGE_SIDE * IMAGE_SIDE:
+            raise ValueError(f"x_dim must be {IMAGE_SIDE * IMAGE_SIDE} (28 × 28 images) for architecture='conv', "
+                             f"got {x_dim}")
+        if sigma is not None:
+            if likelihood != "gaussian":
+                raise ValueError("sigma only applies to likelihood='gaussian' (a Bernoulli has no noise scale); "
+                                 f"got sigma={sigma!r} with likelihood={likelihood!r}")
+            if isinstance(sigma, bool) or not isinstance(sigma, Real) or not math.isfinite(sigma) or sigma <= 0:
+                raise ValueError(f"sigma must be None (learned) or a finite number > 0, got {sigma!r}")
+            sigma = float(sigma)
+
+        self.x_dim, self.z_dim, self.hidden = x_dim, z_dim, hidden
+        self.likelihood_name, self.architecture, self.sigma = likelihood, architecture, sigma
+
+        # The encoder outputs a mean and a raw scale for every latent dimension (2 * z_dim numbers).
+        if architecture == "mlp":
+            self.encoder = mlp(x_dim, hidden, 2 * z_dim)
+            self.decoder = mlp(z_dim, tuple(reversed(hidden)), x_dim)
+        else:
+            self.encoder = ConvEncoder(2 * z_dim, hidden)
+            self.decoder = ConvDecoder(z_dim, tuple(reversed(hidden)))
+        if likelihood == "gaussian" and sigma is None:
+            self.log_sigma = nn.Parameter(torch.zeros(()))
+        # p(z) = N(0, I) lives in buffers so that it follows .to(device) and .double(); not persistent, so
+        # checkpoints hold only what is learned.
+        self.register_buffer("prior_loc", torch.zeros(z_dim), persistent=False)
+        self.register_buffer("prior_scale", torch.ones(z_dim), persistent=False)
+
+    # --- the latent variable model contract -------------------------------------------------------------
+    def prior(self) -> Independent:
+        """p(z) = N(0, I), event shape ``[z_dim]``, on the model's device."""
+        # validate_args=False everywhere in this class: validation runs a check that synchronises a GPU on
+        # every call (and our parameters are valid by construction).
+        return Independent(Normal(self.prior_loc, self.prior_scale, validate_args=False), 1)
+
+    def likelihood(self, z: torch.Tensor) -> Independent:
+        """p(x | z, φ): event shape ``[x_dim]``, batch shape ``z.shape[:-1]`` (eq. ``nonlinear-lvm``)."""
+        out = self._decoder_output(z)
+        if self.likelihood_name == "bernoulli":
+            return Independent(Bernoulli(logits=out, validate_args=False), 1)
+        return Independent(Normal(out, self.observation_scale().expand_as(out), validate_args=False), 1)
+
+    def encode(self, x: torch.Tensor) -> Independent:
+        """q(z | x, θ) = N(μ(x), diag σ(x)²): batch shape ``x.shape[:-1]`` (usually ``[n]``), event ``[z_dim]``.
+
+        (eq. ``vae-encoder``)
+        """
+        x = self._check_last_dim(x, "x", self.x_dim)
+        mean, raw_scale = self._cast(self.encoder(x)).chunk(2, dim=-1)
+        # σ = softplus(raw) + MIN_STD rather than exp(raw): exp overflows to inf for a raw output of ~89 in
+        # float32 (and its gradient grows as fast), so one bad step early in training, or a large learning
+        # rate, turns the loss into inf/NaN. softplus grows only linearly, with gradient at most 1, and the
+        # floor keeps log σ finite in the KL term when raw → -inf.
+        std = F.softplus(raw_scale) + MIN_STD
+        return Independent(Normal(mean, std, validate_args=False), 1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | z): pixel probabilities (Bernoulli) or f(z; φ) (Gaussian), ``[..., x_dim]``."""
+        out = self._decoder_output(z)
+        return torch.sigmoid(out) if self.likelihood_name == "bernoulli" else out
+
+    # --- the linear special case -------------------------------------------------------------------------
+    @property
+    def is_linear(self) -> bool:
+        """True when the decoder is one affine map, x = W z + b (``hidden=()`` with the MLP architecture)."""
+        return self.architecture == "mlp" and len(self.hidden) == 0
+
+    def observation_scale(self) -> torch.Tensor:
+        """σ of the Gaussian likelihood, a scalar tensor (fixed, or exp of the learned log σ)."""
+        if self.likelihood_name != "gaussian":
+            raise ValueError("observation_scale: a Bernoulli likelihood has no noise scale σ")
+        if self.sigma is not None:
+            # new_full fills on the device (no host-to-device copy), in the model's dtype at full precision.
+            return self.prior_scale.new_full((), self.sigma)
+        return self.log_sigma.exp().to(self.prior_scale.dtype)
+
+    def as_linear_gaussian(self):
+        """The equivalent :class:`lvm.LinearGaussian` (W = decoder weight, b = decoder bias, σ), detached.
+
+        Only a Gaussian VAE with a linear decoder *is* a linear-Gaussian model; its exact ``log_marginal``
+        is then the ground truth against which the ELBO and the IWAE bound of this VAE can be checked.
+        """
+        if not self.is_linear or self.likelihood_name != "gaussian":
+            raise ValueError("as_linear_gaussian needs a linear decoder (architecture='mlp', hidden=()) and "
+                             f"likelihood='gaussian'; this VAE has architecture={self.architecture!r}, "
+                             f"hidden={self.hidden}, likelihood={self.likelihood_name!r}")
+        from .linear import LinearGaussian  # imported here: a VAE does not otherwise need the linear model
+
+        layer = self.decoder[0]
+        return LinearGaussian(layer.weight.detach().clone(), layer.bias.detach().clone(),
+                              float(self.observation_scale().detach()))
+
+    # --- helpers -------------------------------------------------------------------------------------------
+    def _decoder_output(self, z: torch.Tensor) -> torch.Tensor:
+        z = self._check_last_dim(z, "z", self.z_dim)
+        return self._cast(self.decoder(z))
+
+    def _cast(self, out: torch.Tensor) -> torch.Tensor:
+        # Under bf16 autocast the networks return bf16; densities are computed in the model's own dtype, since
+        # a log-likelihood summed over 784 pixels in bf16 (8 significant bits) would be too coarse.
+        return out.to(self.prior_loc.dtype)
+
+    def _check_last_dim(self, t, name: str, size: int) -> torch.Tensor:
+        if not isinstance(t, torch.Tensor):
+            t = torch.as_tensor(t, device=self.prior_loc.device)
+        if t.dim() == 0 or t.shape[-1] != size:
+            raise ValueError(f"{name} must have shape [..., {size}], got {list(t.shape)}")
+        return t.to(self.prior_loc.dtype)
+
+    def extra_repr(self) -> str:
+        sigma = "" if self.likelihood_name != "gaussian" else \
+            f", sigma={'learned' if self.sigma is None else self.sigma}"
+        return (f"x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
+                f"likelihood={self.likelihood_name!r}{sigma}, architecture={self.architecture!r}")
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _widths(hidden) -> tuple[int, ...]:
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+        raise ValueError(f"hidden must be a sequence of layer widths such as (400,) or () for none, got {hidden!r}")
+    for width in hidden:
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"hidden must hold positive integers (layer widths), got {tuple(hidden)!r}")
+    return tuple(int(w) for w in hidden)

@@ -1,0 +1,314 @@
+"""Tests of lvm.fit: it learns, it is deterministic, it resumes bit-for-bit from a checkpoint, the NaN guard
+restores the last good weights, and every bad argument is refused; GPU paths run only where CUDA is."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import lvm
+from lvm.train import History, NonFiniteLossError
+
+D = 16  # tiny data: 16 binary pixels
+
+
+def prototype_data(n: int, seed: int = 0, flip: float = 0.05) -> torch.Tensor:
+    """n binary vectors: one of 4 random 16-bit prototypes each, with 5% of the bits flipped.
+
+    Structure a VAE can learn (the best ELBO is near −(16 H(0.05) + log 4) ≈ −4.6 nats, far above the
+    −11 nats of a model that knows nothing), so a short run must raise the ELBO by several nats.
+    """
+    g = torch.Generator().manual_seed(seed)
+    prototypes = (torch.rand(4, D, generator=g) < 0.5).float()
+    x = prototypes[torch.randint(0, 4, (n,), generator=g)]
+    flips = (torch.rand(n, D, generator=g) < flip).float()
+    return (x + flips) % 2
+
+
+def grey_data(n: int, seed: int = 1) -> torch.Tensor:
+    """Grey levels in [0, 1] (for dynamic binarisation): the prototypes blurred towards 0.5."""
+    return 0.1 + 0.8 * prototype_data(n, seed, flip=0.0)
+
+
+def new_model(seed: int = 0, **kw) -> lvm.VAE:
+    torch.manual_seed(seed)
+    return lvm.VAE(D, 2, hidden=(32,), **kw)
+
+
+def params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_params(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"parameter {k} differs"
+
+
+FIT = dict(batch_size=32, lr=3e-3, progress=False, device="cpu")
+
+
+# --- it learns ----------------------------------------------------------------------------------------------
+
+
+def test_fit_raises_the_elbo_and_records_history():
+    x, x_val = prototype_data(512), prototype_data(256, seed=0)[:200]
+    model = new_model()
+    history = lvm.fit(model, x, epochs=12, x_val=x_val, seed=0, **FIT)
+    assert isinstance(history, History)
+    assert history.epoch == list(range(1, 13)) and history.device == "cpu"
+    assert len(history.train_elbo) == len(history.val_elbo) == len(history.seconds) == 12
+    assert all(math.isfinite(v) and v < 0 for v in history.train_elbo + history.val_elbo)  # log-probs of bits
+    assert all(s > 0 for s in history.seconds)
+    assert history.train_elbo[-1] > history.train_elbo[0] + 3.0
+    assert history.val_elbo[-1] > history.val_elbo[0] + 2.0
+    assert history.val_elbo[-1] > -9.0  # far above the −11.09 nats of 16 fair coins
+    d = history.as_dict()
+    assert set(d) == {"epoch", "train_elbo", "val_elbo", "seconds", "device"}
+    assert History.from_dict(json.loads(json.dumps(d))) == history
+
+
+def test_validation_elbo_matches_an_independent_evaluation():
+    x = prototype_data(256)
+    model = new_model()
+    torch.manual_seed(5)
+    history = lvm.fit(model, x, epochs=2, x_val=x[:100], seed=0, **FIT)
+    # val ELBO is a Monte Carlo estimate; compare with a fresh estimate averaged over many draws
+    with torch.no_grad():
+        estimate = lvm.elbo(model, x[:100], model.encode(x[:100]), n_samples=2000).mean()
+    assert abs(history.val_elbo[-1] - float(estimate)) < 0.3
+
+
+def test_no_validation_data_gives_an_empty_val_elbo_and_n_samples_is_accepted():
+    history = lvm.fit(new_model(), prototype_data(64), epochs=2, seed=0, n_samples=3, **FIT)
+    assert history.val_elbo == [] and len(history.train_elbo) == 2
+
+
+def test_gaussian_and_conv_models_train():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(64, D, generator=g)
+    gauss = new_model(likelihood="gaussian")
+    h = lvm.fit(gauss, x, epochs=2, seed=0, **FIT)
+    assert all(math.isfinite(v) for v in h.train_elbo)
+    torch.manual_seed(0)
+    conv = lvm.VAE(784, 2, hidden=(16,), architecture="conv")
+    images = (torch.rand(8, 784, generator=g) < 0.2).float()
+    h = lvm.fit(conv, images, epochs=1, batch_size=4, seed=0, progress=False, device="cpu")
+    assert len(h.train_elbo) == 1 and math.isfinite(h.train_elbo[0])
+
+
+# --- determinism and resume ---------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_runs_and_a_different_seed_does_not():
+    x = prototype_data(200)
+    runs = []
+    for seed in (7, 7, 8):
+        model = new_model()
+        history = lvm.fit(model, x, epochs=3, seed=seed, transform=lvm.data.dynamic_binarize, **FIT)
+        runs.append((params(model), history.train_elbo))
+    assert_same_params(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    assert not torch.equal(runs[0][0]["encoder.0.weight"], runs[2][0]["encoder.0.weight"])
+
+
+def test_resume_from_checkpoint_is_bit_for_bit(tmp_path):
+    # transform and x_val draw from the global random state too: the checkpoint must carry all of it.
+    x, x_val = grey_data(300), grey_data(100, seed=2)
+    kw = dict(FIT, x_val=x_val, seed=11, transform=lvm.data.dynamic_binarize)
+
+    straight = new_model()
+    h_straight = lvm.fit(straight, x, epochs=4, **kw)
+
+    path = tmp_path / "run" / "ckpt.pt"
+    first = new_model()
+    h_first = lvm.fit(first, x, epochs=2, checkpoint=path, **kw)
+    assert h_first.epoch == [1, 2] and path.exists()
+    second = new_model(seed=123)  # a fresh process would build the model anew: its init must not matter
+    torch.manual_seed(999)  # nor the global random state before the call
+    h_resumed = lvm.fit(second, x, epochs=4, checkpoint=path, **kw)
+
+    assert_same_params(params(straight), params(second))
+    assert h_resumed.epoch == [1, 2, 3, 4]
+    assert h_resumed.train_elbo == h_straight.train_elbo
+    assert h_resumed.val_elbo == h_straight.val_elbo
+    assert lvm.load_checkpoint(path)["epoch"] == 4
+
+
+def test_resume_when_all_epochs_are_done_trains_nothing(tmp_path):
+    x = prototype_data(64)
+    path = tmp_path / "ckpt.pt"
+    model = new_model()
+    lvm.fit(model, x, epochs=2, seed=0, checkpoint=path, **FIT)
+    before = params(model)
+    other = new_model(seed=5)
+    history = lvm.fit(other, x, epochs=2, seed=0, checkpoint=path, **FIT)
+    assert history.epoch == [1, 2]
+    assert_same_params(before, params(other))
+
+
+def test_resume_applies_the_new_learning_rate(tmp_path):
+    x = prototype_data(64)
+    path = tmp_path / "ckpt.pt"
+    lvm.fit(new_model(), x, epochs=1, seed=0, checkpoint=path, **FIT)
+    assert lvm.load_checkpoint(path)["optimizer"]["param_groups"][0]["lr"] == FIT["lr"]
+    lvm.fit(new_model(), x, epochs=2, seed=0, checkpoint=path, **(FIT | {"lr": 1e-4}))
+    assert lvm.load_checkpoint(path)["optimizer"]["param_groups"][0]["lr"] == 1e-4
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    x = prototype_data(64)
+    path = tmp_path / "ckpt.pt"
+    lvm.fit(new_model(), x, epochs=1, seed=0, checkpoint=path, **FIT)
+    torch.manual_seed(0)
+    wider = lvm.VAE(D, 2, hidden=(48,))
+    with pytest.raises(ValueError, match="checkpoint"):
+        lvm.fit(wider, x, epochs=2, seed=0, checkpoint=path, **FIT)
+
+
+# --- the NaN guard ------------------------------------------------------------------------------------------
+
+
+class PoisonAt:
+    """A transform that returns the data unchanged, except in epoch ``bad`` where it is all NaN."""
+
+    def __init__(self, bad: int):
+        self.bad, self.calls = bad, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return torch.full_like(x, float("nan")) if self.calls == self.bad else x
+
+
+def test_non_finite_loss_restores_the_last_good_epoch_and_raises(tmp_path):
+    x = prototype_data(128)
+    reference = new_model()
+    lvm.fit(reference, x, epochs=1, seed=3, transform=PoisonAt(bad=0), **FIT)
+
+    model = new_model()
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2.*lr") as info:
+        lvm.fit(model, x, epochs=4, seed=3, transform=PoisonAt(bad=2), checkpoint=path, **FIT)
+    err = info.value
+    assert isinstance(err, FloatingPointError)
+    assert err.epoch == 2 and err.history.epoch == [1] and len(err.history.train_elbo) == 1
+    assert_same_params(params(reference), params(model))  # the weights from the end of epoch 1
+    assert lvm.load_checkpoint(path)["epoch"] == 1  # the bad epoch was never saved
+
+
+def test_non_finite_loss_in_the_first_epoch_restores_the_initial_weights():
+    model = new_model()
+    initial = params(model)
+    with pytest.raises(NonFiniteLossError, match="initialisation") as info:
+        lvm.fit(model, prototype_data(64), epochs=2, seed=0, transform=PoisonAt(bad=1), **FIT)
+    assert info.value.history.epoch == []
+    assert_same_params(initial, params(model))
+
+
+# --- bad arguments ------------------------------------------------------------------------------------------
+
+
+def _bad_cases():
+    x = prototype_data(8)
+    nan = x.clone()
+    nan[0, 0] = float("nan")
+    return [
+        (dict(x_train=x[0]), "x_train"), (dict(x_train=x[:, :5]), "x_train"), (dict(x_train=nan), "x_train"),
+        (dict(x_train=x[:0]), "x_train"), (dict(x_train="data"), "x_train"),
+        (dict(epochs=0), "epochs"), (dict(epochs=-1), "epochs"), (dict(epochs=1.5), "epochs"),
+        (dict(epochs=True), "epochs"),
+        (dict(batch_size=0), "batch_size"), (dict(batch_size=2.0), "batch_size"),
+        (dict(lr=0.0), "lr"), (dict(lr=-1e-3), "lr"), (dict(lr=float("nan")), "lr"), (dict(lr="fast"), "lr"),
+        (dict(x_val=x[:, :3]), "x_val"), (dict(x_val=x[0]), "x_val"), (dict(x_val=nan), "x_val"),
+        (dict(device="gpu9"), "device"), (dict(device=3.5), "device"),
+        (dict(seed="zero"), "seed"), (dict(n_samples=0), "n_samples"),
+        (dict(transform=5), "transform"), (dict(transform=lambda t: t[:, :3]), "transform"),
+        (dict(checkpoint=42), "checkpoint"), (dict(compile=3), "compile"),
+    ]
+
+
+@pytest.mark.parametrize("kwargs, name", _bad_cases())
+def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
+    args = dict(x_train=prototype_data(8), epochs=1, progress=False, device="cpu") | kwargs
+    x_train = args.pop("x_train")
+    with pytest.raises(ValueError, match=name):
+        lvm.fit(new_model(), x_train, **args)
+
+
+def test_a_model_without_an_encoder_is_refused():
+    gmm = lvm.GaussianMixture([0.5, 0.5], [[0.0] * D, [1.0] * D], [[1.0] * D] * 2)
+    with pytest.raises(ValueError, match="model"):
+        lvm.fit(gmm, prototype_data(8), epochs=1, progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="device.*CUDA is not available"):
+        lvm.fit(new_model(), prototype_data(8), epochs=1, device="cuda", progress=False)
+
+
+def test_amp_on_cpu_warns_and_trains_in_full_precision():
+    with pytest.warns(UserWarning, match="amp"):
+        h = lvm.fit(new_model(), prototype_data(32), epochs=1, seed=0, amp=True, **FIT)
+    assert math.isfinite(h.train_elbo[0])
+
+
+def test_grey_levels_with_a_bernoulli_likelihood_warn():
+    with pytest.warns(UserWarning, match="dynamic_binarize"):
+        lvm.fit(new_model(), grey_data(32), epochs=1, seed=0, **FIT)
+
+
+def test_progress_bar_shows_the_elbo(capsys):
+    lvm.fit(new_model(), prototype_data(32), epochs=2, seed=0, x_val=prototype_data(16),
+            **(FIT | {"progress": True}))
+    err = capsys.readouterr().err
+    assert "2/2" in err and "train_elbo" in err and "val_elbo" in err
+    lvm.fit(new_model(), prototype_data(32), epochs=1, seed=0, **FIT)
+    assert capsys.readouterr().err == ""
+
+
+# --- GPU paths (run on a machine with CUDA; reported as skipped elsewhere) ---------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@needs_cuda
+@pytest.mark.parametrize("amp, compile", [(False, False), (True, False), (False, True), (True, True)])
+def test_fit_on_cuda(amp, compile):
+    x = prototype_data(512)
+    model = new_model()
+    h = lvm.fit(model, x, epochs=8, batch_size=64, lr=3e-3, x_val=x[:128], seed=0, device="cuda",
+                amp=amp, compile=compile, progress=False)
+    assert h.device.startswith("cuda")
+    assert all(p.device.type == "cuda" for p in model.parameters())
+    assert h.train_elbo[-1] > h.train_elbo[0] + 2.0
+    assert all(math.isfinite(v) for v in h.val_elbo)
+
+
+@needs_cuda
+def test_cuda_runs_resume_and_repeat(tmp_path):
+    x = prototype_data(256)
+    kw = dict(batch_size=32, lr=3e-3, seed=4, device="cuda", progress=False)
+    a, b = new_model(), new_model()
+    ha = lvm.fit(a, x, epochs=3, **kw)
+    hb = lvm.fit(b, x, epochs=3, **kw)
+    torch.testing.assert_close(ha.train_elbo, hb.train_elbo, rtol=1e-4, atol=1e-4)
+    path = tmp_path / "ckpt.pt"
+    lvm.fit(new_model(), x, epochs=2, checkpoint=path, **kw)
+    resumed = new_model()
+    hr = lvm.fit(resumed, x, epochs=3, checkpoint=path, **kw)
+    assert hr.epoch == [1, 2, 3]
+    for k, v in params(a).items():
+        torch.testing.assert_close(v, params(resumed)[k], rtol=1e-3, atol=1e-4)
+
+
+@needs_cuda
+def test_nan_guard_on_cuda():
+    x = prototype_data(128)
+    model = new_model()
+    with pytest.raises(NonFiniteLossError):
+        lvm.fit(model, x, epochs=3, seed=0, device="cuda", transform=PoisonAt(bad=2), progress=False)
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
