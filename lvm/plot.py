@@ -94,7 +94,7 @@ def plot_image_grid(images: torch.Tensor, nrow: int = 8, shape: Sequence[int] = 
     n = images.shape[0]
     ncol = -(-n // nrow)
     h, w = shape
-    canvas = torch.ones(ncol * (h + 1) + 1, nrow * (w + 1) + 1)
+    canvas = torch.zeros(ncol * (h + 1) + 1, nrow * (w + 1) + 1)  # 0 is white in gray_r: thin white gaps
     for i in range(n):
         r, c = divmod(i, nrow)
         canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = images[i]

@@ -1,9 +1,4 @@
-"""Automatic checks for the coding exercises.
-
-Each ``check_*`` calls the student's function on random inputs, compares it with the reference in ``lvm``
-and, on a mismatch, raises :class:`ExerciseFeedback` that says what looks wrong (not only *that* it is
-wrong): a shape, a forgotten weight, an underflow. On success it prints one line and returns ``True``.
-"""
+"""Chapter 1: the log-density and the responsibilities of a mixture of Gaussians."""
 
 from __future__ import annotations
 
@@ -11,13 +6,10 @@ from typing import Callable
 
 import torch
 
-from .models.mixture import GaussianMixture
+from ..models.mixture import GaussianMixture
+from ._feedback import ExerciseFeedback, _call, _close
 
-__all__ = ["ExerciseFeedback", "check_mixture_log_density", "check_responsibilities"]
-
-
-class ExerciseFeedback(AssertionError):
-    """A check found a problem; the message explains it."""
+__all__ = ["check_mixture_log_density", "check_responsibilities"]
 
 
 def _random_mixture(gen: torch.Generator) -> GaussianMixture:
@@ -27,22 +19,7 @@ def _random_mixture(gen: torch.Generator) -> GaussianMixture:
     stds = 0.3 + torch.rand(k, generator=gen, dtype=torch.float64)
     return GaussianMixture(weights / weights.sum(), means, stds)
 
-
-def _call(fn: Callable, name: str, *args) -> torch.Tensor:
-    try:
-        out = fn(*args)
-    except NotImplementedError:
-        raise ExerciseFeedback(f"{name} is not written yet (it raised NotImplementedError).") from None
-    if not isinstance(out, torch.Tensor):
-        raise ExerciseFeedback(f"{name} must return a torch.Tensor, it returned {type(out).__name__}.")
-    return out.detach().to(torch.float64)
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -> bool:
+def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -> None:
     """Check ``fn(x, weights, means, stds) -> log p(x)`` of a 1-D mixture (eq. ``gmm-marginal``).
 
     ``x`` is ``[n]``; ``weights``, ``means``, ``stds`` are ``[K]``; the answer must be ``[n]``.
@@ -70,7 +47,6 @@ def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -
                                f"{want[:3].tolist()}, you returned {got[:3].tolist()}.")
     _check_far_tail(fn)
     print(f"✓ mixture_log_density agrees with lvm on {n_trials} random mixtures, and far out in the tails.")
-    return True
 
 
 def _check_far_tail(fn: Callable) -> None:
@@ -86,7 +62,7 @@ def _check_far_tail(fn: Callable) -> None:
             "torch.logsumexp(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
 
 
-def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> bool:
+def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> None:
     """Check ``fn(x, weights, means, stds) -> [n, K]`` posterior probabilities p(z = k | x) (eq. ``responsibilities``)."""
     gen = torch.Generator().manual_seed(seed)
     for _ in range(n_trials):
@@ -117,4 +93,6 @@ def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> b
         raise ExerciseFeedback(f"At x = 60 you returned {got.tolist()}: both densities underflow to 0 and "
                                "0/0 is NaN. Normalise in log space (torch.softmax of the log joint).")
     print(f"✓ responsibilities agree with lvm on {n_trials} random mixtures, and stay finite far away.")
-    return True
+
+
+# --- chapter 2: the posterior of probabilistic PCA ------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""Chapter 7: a streaming log-mean-exp, the core of the importance-sampled log-likelihood."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from ._feedback import ExerciseFeedback, _call, _close
+
+__all__ = ["check_log_mean_exp_stream"]
+
+
+def _log_mean_exp_reference(chunks: list[torch.Tensor]) -> torch.Tensor:
+    all_w = torch.cat(chunks, dim=0)
+    return torch.logsumexp(all_w, dim=0) - math.log(all_w.shape[0])
+
+
+def _call_stream(fn: Callable, chunks: list[torch.Tensor]) -> torch.Tensor:
+    # A generator, as lvm's chunked evaluation produces them: it can be read once.
+    return _call(fn, "log_mean_exp_stream", (c for c in chunks))
+
+
+def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -> None:
+    """Check ``fn(chunks) -> [n]``: log (1/K) Σ_j w_j over all the log-weights in ``chunks`` (eq. ``iwae``).
+
+    ``chunks`` is an iterable, read once, of ``[c_j, n]`` tensors of log importance weights
+    log p(x_i, z_j) − log q(z_j | x_i); K = Σ_j c_j is the total number of draws. The answer is the
+    importance-sampled estimate of log p(x_i) from all K draws, as :func:`lvm.iwae_bound` computes it.
+    A last test uses log-weights near −800 (a 784-pixel image), where every weight is 0 in floating point.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for trial in range(n_trials):
+        n = int(torch.randint(2, 5, (1,), generator=gen))
+        sizes = torch.randint(1, 7, (int(torch.randint(2, 5, (1,), generator=gen)),), generator=gen).tolist()
+        if trial == 0:
+            sizes = [2, 5, 3]  # unequal sizes, so averaging per chunk and per draw differ
+        chunks = [2 * torch.randn(c, n, generator=gen, dtype=torch.float64) - 1 for c in sizes]
+        big_k = sum(sizes)
+        got = _call_stream(fn, chunks)
+        want = _log_mean_exp_reference(chunks)
+        if got.shape != want.shape:
+            hint = ""
+            if got.shape == (big_k, n):
+                hint = " You returned one value per draw: combine the draws of each point into one estimate."
+            elif got.numel() == 1:
+                hint = " You reduced over the data points too: keep one estimate per point."
+            raise ExerciseFeedback(f"Expected one estimate per data point, shape [{n}]; got {list(got.shape)}."
+                                   f"{hint}")
+        if _close(got, want):
+            continue
+        if _close(got, want + math.log(big_k)):
+            raise ExerciseFeedback("Your estimates are too large by log K: you summed the weights. Average them "
+                                   "over all K draws: logsumexp − log K, with K the total over all chunks.")
+        if _close(got, want + math.log(big_k) - math.log(len(sizes))):
+            raise ExerciseFeedback("You divided by the number of chunks: K is the number of DRAWS, the sum of "
+                                   "the chunk sizes.")
+        per_chunk = torch.stack([torch.logsumexp(c, 0) - math.log(c.shape[0]) for c in chunks]).mean(0)
+        if _close(got, per_chunk):
+            raise ExerciseFeedback("You averaged the chunks' estimates log (1/c) Σ w: that is the mean of "
+                                   "smaller, looser bounds. Combine the chunks' log-sum-exps first "
+                                   "(torch.logaddexp), and subtract log K once at the end.")
+        if _close(got, torch.cat(chunks).mean(0)):
+            raise ExerciseFeedback("You averaged the log-weights: that is the ELBO (the K = 1 bound), not the "
+                                   "importance-sampled estimate. Average the weights themselves, in log space.")
+        raise ExerciseFeedback(f"Wrong values. For chunk sizes {sizes} expected {want.tolist()}, "
+                               f"got {got.tolist()}.")
+    _check_stream_underflow(fn, gen)
+    print(f"✓ log_mean_exp_stream agrees with lvm on {n_trials} streams, also at e^-800.")
+
+
+def _check_stream_underflow(fn: Callable, gen: torch.Generator) -> None:
+    # exp(-800) is 0 even in float64 (the smallest positive double is about e^-745).
+    chunks = [torch.randn(c, 3, generator=gen, dtype=torch.float64) - 800 for c in (4, 4, 2)]
+    got = _call_stream(fn, chunks)
+    want = _log_mean_exp_reference(chunks)
+    if got.shape != want.shape or not torch.isfinite(got).all() or not _close(got, want):
+        raise ExerciseFeedback(
+            f"With log-weights near −800 (as for a 784-pixel image) you returned {got.flatten().tolist()} "
+            f"instead of {want.tolist()}: exp(−800) underflows to 0 and its log is −inf. Never leave log "
+            "space: torch.logsumexp within a chunk, torch.logaddexp across chunks.")

@@ -1,0 +1,117 @@
+"""Chapter 6: the VAE loss of a mini-batch."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ._feedback import ExerciseFeedback, _call, _close
+
+__all__ = ["check_vae_loss"]
+
+
+def _vae_loss_parts(x, logits, mu, sigma) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example Bernoulli log-likelihood and KL to N(0, I), each ``[B]`` (eqs. ``bernoulli-loglik``, ``vae-kl``)."""
+    from torch.distributions import Bernoulli
+
+    recon = Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(-1)
+    kl = 0.5 * (mu**2 + sigma**2 - 1 - torch.log(sigma**2)).sum(-1)
+    return recon, kl
+
+
+def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
+    """Check ``fn(x, logits, mu, sigma) -> loss``, the VAE loss of a minibatch with one sample (eq. ``vae-loss``).
+
+    ``x`` is ``[B, D]`` binary, ``logits`` ``[B, D]`` the decoder's outputs for one reparameterised z per image,
+    ``mu`` and ``sigma`` ``[B, D_z]`` the encoder's; the answer is the scalar
+    −(1/B) Σ_i [log p(x_i | z_i) − KL(q_i ‖ N(0, I))]. A last test uses logits of ±60 (a confident decoder).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    for _ in range(n_trials):
+        b = int(torch.randint(2, 7, (1,), generator=gen))
+        d = b + int(torch.randint(3, 9, (1,), generator=gen))  # D != B, so a mean over the wrong axis shows
+        d_z = int(torch.randint(1, 5, (1,), generator=gen))
+        x = torch.bernoulli(torch.full((b, d), 0.4, dtype=f64), generator=gen)
+        logits = 3 * torch.randn(b, d, generator=gen, dtype=f64)
+        mu = torch.randn(b, d_z, generator=gen, dtype=f64)
+        sigma = (0.5 * torch.randn(b, d_z, generator=gen, dtype=f64)).exp()
+        got = _call(fn, "vae_loss", x, logits, mu, sigma)
+        recon, kl = _vae_loss_parts(x, logits, mu, sigma)
+        want = -(recon - kl).mean()
+        if got.shape == (b,):
+            raise ExerciseFeedback(f"You returned one value per image, shape [{b}]: the loss is one number, the "
+                                   "mean over the batch of −(reconstruction − KL).")
+        if got.numel() != 1:
+            raise ExerciseFeedback(f"The loss must be a scalar (a 0-dim tensor); got shape {list(got.shape)}.")
+        got = got.reshape(())
+        if torch.isnan(got):
+            raise ExerciseFeedback("Your loss is NaN. Did you treat the logits as probabilities? They are "
+                                   "unconstrained reals: use Bernoulli(logits=logits) or "
+                                   "F.binary_cross_entropy_with_logits.")
+        if _close(got, want):
+            continue
+        _diagnose_vae_loss(got, want, recon, kl, b, d, mu, sigma)
+    _check_confident_decoder(fn)
+    print(f"✓ vae_loss agrees with lvm on {n_trials} random batches and a confident decoder.")
+
+
+def _diagnose_vae_loss(got, want, recon, kl, b, d, mu, sigma) -> None:
+    def matches(value) -> None:
+        return _close(got, torch.as_tensor(value, dtype=torch.float64))
+
+    if matches(b * want):
+        raise ExerciseFeedback(f"Your loss is B = {b} times too large: you summed over the batch. Take the mean "
+                               "over the images (the sum over pixels and latent dimensions stays a sum).")
+    if matches(-want):
+        raise ExerciseFeedback("Your loss has the wrong sign: the loss is MINUS the ELBO, −(reconstruction − KL), "
+                               "so that minimising it maximises the ELBO.")
+    if matches(-recon.mean()):
+        raise ExerciseFeedback("The KL term is missing: the loss is −(reconstruction − KL), averaged over the "
+                               "batch.")
+    if matches(-(recon + kl).mean()):
+        raise ExerciseFeedback("The KL term has the wrong sign: the ELBO SUBTRACTS KL(q ‖ p(z)), so the loss "
+                               "adds it: −reconstruction + KL.")
+    if matches(-(recon / d - kl).mean()):
+        raise ExerciseFeedback("The reconstruction term is averaged over the pixels: the log-likelihood of an "
+                               "image is the SUM over its pixels. (F.binary_cross_entropy averages by default: "
+                               "use reduction='none' and .sum(-1).)")
+    if matches(-(b * recon.mean() - kl.mean())):
+        raise ExerciseFeedback("The reconstruction term is summed over the batch but the KL term is averaged "
+                               "(reduction='sum' over everything?): average both over the images.")
+    if matches(-(recon - 2 * kl).mean()):
+        raise ExerciseFeedback("The KL term is twice too large: it is ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²), "
+                               "with the ½.")
+    kl_log_sigma = 0.5 * (mu**2 + sigma**2 - 1 - torch.log(sigma)).sum(-1)
+    if matches(-(recon - kl_log_sigma).mean()):
+        raise ExerciseFeedback("The KL term uses log σ where it needs log σ² = 2 log σ: sigma holds standard "
+                               "deviations, not variances.")
+    kl_sigma_as_var = 0.5 * (mu**2 + sigma - 1 - torch.log(sigma)).sum(-1)
+    if matches(-(recon - kl_sigma_as_var).mean()):
+        raise ExerciseFeedback("The KL term treats sigma as a variance: sigma holds standard deviations, so the "
+                               "variance is sigma**2.")
+    raise ExerciseFeedback(f"Wrong value: expected {want.item():.6f}, got {got.item():.6f}. The loss is "
+                           "−mean_i [Σ_d log Bernoulli(x_id | logits_id) "
+                           "− ½ Σ_j (μ_ij² + σ_ij² − 1 − log σ_ij²)].")
+
+
+def _check_confident_decoder(fn: Callable) -> None:
+    # sigmoid(±60) rounds to exactly 1 or 0 in float64, so log(sigmoid) of a wrong pixel is log 0 = −inf, and
+    # F.binary_cross_entropy clamps it to −100; from the logits the log-likelihood is exactly −60 (to 1e-26).
+    f64 = torch.float64
+    x = torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]], dtype=f64)
+    logits = torch.tensor([[60.0, -60.0, 60.0], [-60.0, 60.0, 60.0]], dtype=f64)
+    mu, sigma = torch.zeros(2, 1, dtype=f64), torch.ones(2, 1, dtype=f64)
+    got = _call(fn, "vae_loss", x, logits, mu, sigma)
+    recon, kl = _vae_loss_parts(x, logits, mu, sigma)
+    want = -(recon - kl).mean()
+    if got.numel() != 1 or not torch.isfinite(got).all() or not _close(got.reshape(()), want):
+        raise ExerciseFeedback(
+            f"With a confident decoder (logits ±60, pixels that disagree) the loss is {want.item():.4f}; you "
+            f"returned {got.flatten().tolist()}. sigmoid(60) rounds to exactly 1, so log(1 − sigmoid(60)) is "
+            "log 0. Compute the log-likelihood from the logits: Bernoulli(logits=logits).log_prob(x) or "
+            "−F.binary_cross_entropy_with_logits(logits, x, reduction='none').")
+
+
+# --- chapter 7: the importance-sampled log-likelihood, streamed over chunks -----------------------------------
