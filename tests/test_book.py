@@ -91,6 +91,9 @@ def test_student_edition_removes_solutions_and_stubs_code(tmp_path):
         student = out / "book" / original.name
         student_cells = cells(student)
         assert not any("{solution}" in source(c) for c in student_cells)
+        exercises = re.findall(r"\{exercise\}.*\n:label: ([\w-]+)", "\n".join(map(source, cells(original))))
+        kept = re.findall(r"\{exercise\}.*\n:label: ([\w-]+)", "\n".join(map(source, student_cells)))
+        assert exercises and kept == exercises, "every exercise stays in the student edition"
         assert not any("solution" in c.get("metadata", {}).get("tags", []) for c in student_cells)
         stubs = [source(c) for c in student_cells if "exercise" in c.get("metadata", {}).get("tags", [])]
         originals = [source(c) for c in cells(original)

@@ -2,7 +2,7 @@
 
     python tools/student_edition.py OUTPUT_DIR [--force]
 
-- a Markdown cell holding a ``{solution}`` directive is dropped;
+- every ``{solution}`` directive is cut out of the Markdown (the exercise before it stays);
 - a code cell tagged ``solution`` that defines functions keeps each function's signature and docstring, and
   its body becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError``; any other ``solution`` cell is dropped;
 - outputs are cleared, and the edition's ``_config.yml`` does not execute notebooks (the stubs would fail).
@@ -49,7 +49,10 @@ def student_notebook(nb: dict) -> dict:
     for cell in nb["cells"]:
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         if cell["cell_type"] == "markdown" and SOLUTION_DIRECTIVE.search(source):
-            continue
+            source = student_markdown(source)
+            if not source.strip():
+                continue
+            cell = {**cell, "source": source}
         if cell["cell_type"] == "code":
             cell = {**cell, "outputs": [], "execution_count": None}
             if "solution" in cell.get("metadata", {}).get("tags", []):
