@@ -6,7 +6,7 @@ log-likelihood of −500 nats is normal, and exp(−500) is 0 in float32.
 
 - :func:`elbo` — E_q[log p(x | z)] − KL(q ‖ p(z)) (eq. ``elbo-recon-kl``), differentiable through ``rsample``.
 - :func:`elbo_joint_entropy` — E_q[log p(x, z)] + H[q], the same number written the other way.
-- :func:`elbo_via_posterior` — log p(x) − KL(q ‖ p(z | x)), the third form, for tractable models only
+- :func:`elbo_via_posterior` — log p(x) − KL(q ‖ p(z | x)), the form that shows the gap, for tractable models only
   (together: eq. ``elbo-three-forms``).
 - :func:`log_importance_weights`, :func:`iwae_bound`, :func:`importance_log_marginal`,
   :func:`naive_log_marginal` — importance sampling of p(x) (eqs. ``naive-mc``, ``iwae``), streamed in chunks.
@@ -98,7 +98,7 @@ def elbo_joint_entropy(model, x: torch.Tensor, q: Distribution, n_samples: int =
 
 
 def elbo_via_posterior(model, x: torch.Tensor, q: Distribution) -> torch.Tensor:
-    """The third form of the ELBO, log p(x) − KL(q ‖ p(z | x)), shape ``[n]`` (eq. ``elbo-three-forms``).
+    """The ELBO written as log p(x) − KL(q ‖ p(z | x)), shape ``[n]`` (eq. ``elbo-three-forms``).
 
     Exact (no sampling), but only for models with a tractable ``posterior`` and ``log_marginal`` — the
     mixture and the linear-Gaussian model. It shows why the ELBO is a lower bound (KL ≥ 0) and when it is

@@ -46,13 +46,14 @@ def plot_mixture(model: GaussianMixture, ax=None, x_range=None, show_components:
     return ax
 
 
-def plot_samples_vs_density(model: GaussianMixture, x: torch.Tensor, ax=None, bins: int = 60):
-    """A normalised histogram of samples ``x`` ([n]) over the exact density: they must agree."""
+def plot_samples_vs_density(model: GaussianMixture, x: torch.Tensor, ax=None, bins: int = 60,
+                            label: str = "exact $p(x)$"):
+    """A normalised histogram of samples ``x`` ([n]) over the model's density ``label``."""
     ax = ax or plt.gca()
     ax.hist(x.detach().cpu().numpy(), bins=bins, density=True, color="0.8", edgecolor="white",
             label=f"{x.shape[0]:,} ancestral samples")
     lo, hi = float(x.min()), float(x.max())
-    plot_mixture(model, ax=ax, x_range=(lo, hi), show_components=False, label="exact $p(x)$")
+    plot_mixture(model, ax=ax, x_range=(lo, hi), show_components=False, label=label)
     ax.legend(loc="upper right")
     return ax
 
