@@ -10,7 +10,8 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["as_tensor", "check_finite", "check_positive", "check_probability_vector", "check_shape"]
+__all__ = ["as_tensor", "check_finite", "check_positive", "check_positive_int", "check_probability_vector",
+           "check_shape"]
 
 
 def as_tensor(value, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -40,6 +41,13 @@ def check_positive(tensor: torch.Tensor, name: str) -> torch.Tensor:
     if not (tensor > 0).all():
         raise ValueError(f"{name} must be strictly positive, got {_preview(tensor)}")
     return tensor
+
+
+def check_positive_int(value, name: str) -> int:
+    """An integer >= 1 (not a bool, not a float that happens to be whole)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def check_probability_vector(tensor: torch.Tensor, name: str, atol: float = 1e-5) -> torch.Tensor:

@@ -21,7 +21,7 @@ from typing import Iterator
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
-from ._checks import as_tensor, check_finite, check_positive
+from ._checks import as_tensor, check_finite, check_positive, check_positive_int
 
 __all__ = [
     "elbo",
@@ -58,7 +58,7 @@ def elbo(model, x: torch.Tensor, q: Distribution, n_samples: int = 1) -> torch.T
         The ELBO of each data point, shape ``[n]``; never above log p(x) in expectation.
     """
     x = _check_x(x)
-    _check_count(n_samples, "n_samples")
+    check_positive_int(n_samples, "n_samples")
     _check_q(q, x, "q")
     prior = model.prior()
     if q.has_enumerate_support:
@@ -83,7 +83,7 @@ def elbo_joint_entropy(model, x: torch.Tensor, q: Distribution, n_samples: int =
     the same draws. Enumerable q are summed over exactly. Arguments as in :func:`elbo`.
     """
     x = _check_x(x)
-    _check_count(n_samples, "n_samples")
+    check_positive_int(n_samples, "n_samples")
     _check_q(q, x, "q")
     if q.has_enumerate_support:
         z = q.enumerate_support(expand=True)
@@ -129,7 +129,7 @@ def log_importance_weights(model, x: torch.Tensor, q: Distribution, k: int,
         chunk_size: draws per chunk; ``None`` picks one that keeps a chunk near 2**24 elements of x.
     """
     x = _check_x(x)
-    _check_count(k, "k")
+    check_positive_int(k, "k")
     _check_q(q, x, "q")
     return torch.cat(list(_log_weight_chunks(model, x, q, k, chunk_size)), dim=0)
 
@@ -144,7 +144,7 @@ def iwae_bound(model, x: torch.Tensor, q: Distribution, k: int, chunk_size: int 
     Arguments as in :func:`log_importance_weights`.
     """
     x = _check_x(x)
-    _check_count(k, "k")
+    check_positive_int(k, "k")
     _check_q(q, x, "q")
     return _streaming_log_mean_exp(model, x, q, k, chunk_size)
 
@@ -158,7 +158,7 @@ def importance_log_marginal(model, x: torch.Tensor, proposal: Distribution, n_sa
     :func:`iwae_bound` with q = r.
     """
     x = _check_x(x)
-    _check_count(n_samples, "n_samples")
+    check_positive_int(n_samples, "n_samples")
     proposal = _per_point(proposal, x, "proposal")
     return _streaming_log_mean_exp(model, x, proposal, n_samples, chunk_size)
 
@@ -170,7 +170,7 @@ def naive_log_marginal(model, x: torch.Tensor, n_samples: int, chunk_size: int |
     estimate is dominated by the rare draw that does. Each data point gets its own draws.
     """
     x = _check_x(x)
-    _check_count(n_samples, "n_samples")
+    check_positive_int(n_samples, "n_samples")
     proposal = _per_point(model.prior(), x, "prior")
     return _streaming_log_mean_exp(model, x, proposal, n_samples, chunk_size)
 
@@ -214,7 +214,7 @@ def _log_weight_chunks(model, x: torch.Tensor, q: Distribution, k: int,
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ELEMENTS // max(1, x.numel()))
     else:
-        _check_count(chunk_size, "chunk_size")
+        check_positive_int(chunk_size, "chunk_size")
     done = 0
     while done < k:
         c = min(chunk_size, k - done)
@@ -282,11 +282,6 @@ def _check_x(x) -> torch.Tensor:
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(f"x must have shape [n, ...] with n >= 1 data points, got {list(x.shape)}")
     return x
-
-
-def _check_count(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _check_q(q, x: torch.Tensor, name: str) -> None:

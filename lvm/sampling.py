@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import check_positive_int
 from .models.base import LatentVariableModel
 
 __all__ = ["ancestral_sample"]
@@ -24,8 +25,7 @@ def ancestral_sample(model: LatentVariableModel, n: int,
     Returns:
         ``(x, z)`` with leading dimension ``n``: x is ``[n, *event_shape_x]``, z is ``[n, *event_shape_z]``.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = check_positive_int(n, "n")
     if generator is None:
         return _draw(model, n)
     if isinstance(generator, int) and not isinstance(generator, bool):

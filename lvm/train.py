@@ -34,7 +34,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import as_tensor
+from ._checks import as_tensor, check_positive_int
 from .bounds import elbo
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
@@ -138,9 +138,9 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
     x_dim = getattr(model, "x_dim", None)
     if not isinstance(x_dim, int):
         raise ValueError(f"model must have an integer x_dim (the data dimension); got {x_dim!r}")
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
-    n_samples = _positive_int(n_samples, "n_samples")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    n_samples = check_positive_int(n_samples, "n_samples")
     if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     lr = float(lr)
@@ -340,12 +340,6 @@ def _postfix(history: History) -> dict[str, str]:
     if history.val_elbo:
         shown["val_elbo"] = f"{history.val_elbo[-1]:.2f}"
     return shown
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _device(device) -> torch.device:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import special, stats
-from torch.distributions import (Bernoulli, Categorical, Independent, MultivariateNormal, Normal, StudentT,
+from torch.distributions import (Bernoulli, Categorical, Independent, Normal, StudentT,
                                  kl_divergence)
 
 import lvm

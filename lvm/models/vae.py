@@ -21,6 +21,7 @@ from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 from torch.nn import functional as F
 
+from .._checks import check_positive_int
 from .base import LatentVariableModel
 from .networks import IMAGE_SIDE, ConvDecoder, ConvEncoder, mlp
 
@@ -57,8 +58,8 @@ class VAE(LatentVariableModel):
     def __init__(self, x_dim: int, z_dim: int, hidden: Sequence[int] = (400,), likelihood: str = "bernoulli",
                  *, sigma: float | None = None, architecture: str = "mlp"):
         super().__init__()
-        x_dim = _positive_int(x_dim, "x_dim")
-        z_dim = _positive_int(z_dim, "z_dim")
+        x_dim = check_positive_int(x_dim, "x_dim")
+        z_dim = check_positive_int(z_dim, "z_dim")
         hidden = _widths(hidden)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
@@ -179,11 +180,6 @@ class VAE(LatentVariableModel):
         return (f"x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
                 f"likelihood={self.likelihood_name!r}{sigma}, architecture={self.architecture!r}")
 
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _widths(hidden) -> tuple[int, ...]:
