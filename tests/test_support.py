@@ -85,3 +85,28 @@ def test_mixture_explorer_builds_sliders_and_normalises_weights():
     with pytest.raises(ValueError, match="raw_weights"):
         lvm.widgets.mixture_from_sliders([0.0, 0.0], [0.0, 1.0], [1.0, 1.0])
     plt.close("all")
+
+
+def test_samples_vs_density_draws_a_normalised_histogram_under_the_density():
+    model = lvm.GaussianMixture([0.5, 0.5], [-2.0, 2.0], [0.5, 0.5])
+    x, _ = lvm.ancestral_sample(model, 2000, generator=0)
+    fig, ax = plt.subplots()
+    lvm.plot.plot_samples_vs_density(model, x, ax=ax, bins=40, label="fitted $p(x)$")
+    heights = [patch.get_height() for patch in ax.patches]
+    widths = [patch.get_width() for patch in ax.patches]
+    assert len(heights) == 40 and abs(sum(h * w for h, w in zip(heights, widths)) - 1) < 1e-6
+    assert ax.get_lines()[-1].get_label() == "fitted $p(x)$"
+    plt.close("all")
+
+
+def test_history_plot_shows_both_curves():
+    history = lvm.History(epoch=[1, 2, 3], train_elbo=[-200.0, -150.0, -120.0], val_elbo=[-190.0, -160.0, -130.0])
+    fig, ax = plt.subplots()
+    lvm.plot.plot_history(history, ax=ax)
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["train", "validation"]
+    assert list(lines[1].get_ydata()) == history.val_elbo
+    fig, ax = plt.subplots()
+    lvm.plot.plot_history(lvm.History(epoch=[1], train_elbo=[-1.0]), ax=ax)  # no validation set
+    assert len(ax.get_lines()) == 1
+    plt.close("all")

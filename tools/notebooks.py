@@ -7,7 +7,8 @@ Every chapter notebook must
 - be stored without outputs (the book build executes it);
 - start with a hidden Markdown cell that defines the MathJax macros of ``_config.yml`` for Jupyter and Colab
   (the website gets them from ``_config.yml``; the cell is tagged ``remove-cell`` so the book skips it);
-- have, as its first code cell, the set-up cell that installs ``lvm`` on Colab.
+- have, as its first code cell, the set-up cell that installs ``lvm`` on Colab from the repository that
+  ``_config.yml`` names.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def macro_cell_source(config_path: Path = ROOT / "_config.yml") -> str:
     return "$" + " ".join(lines) + "$"
 
 
+def repository_url(config_path: Path = ROOT / "_config.yml") -> str:
+    """Where Colab installs ``lvm`` from: the repository the launch buttons point to."""
+    return yaml.safe_load(config_path.read_text(encoding="utf-8"))["repository"]["url"]
+
+
 def _is_macro_cell(cell: dict) -> bool:
     return cell.get("cell_type") == "markdown" and cell.get("metadata", {}).get("lvm") == MACRO_MARK
 
@@ -66,6 +72,8 @@ def problems(path: Path) -> list[str]:
     code = [c for c in cells if c.get("cell_type") == "code"]
     if not code or SETUP_MARK not in _source(code[0]):
         found.append("first code cell is not the Colab set-up cell that installs lvm")
+    elif f"git+{repository_url()}@" not in _source(code[0]):
+        found.append(f"the set-up cell does not install lvm from _config.yml's repository {repository_url()}")
     return found
 
 
