@@ -46,7 +46,7 @@ def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -
         raise ExerciseFeedback(f"Wrong values. For x = {x[:3].tolist()} the expected log p(x) starts "
                                f"{want[:3].tolist()}, you returned {got[:3].tolist()}.")
     _check_far_tail(fn)
-    print(f"✓ mixture_log_density agrees with lvm on {n_trials} random mixtures, and far out in the tails.")
+    print(f"✓ mixture_log_density: right on {n_trials} random mixtures and far out in the tails.")
 
 
 def _check_far_tail(fn: Callable) -> None:
@@ -92,7 +92,7 @@ def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> N
     if not torch.isfinite(got).all():
         raise ExerciseFeedback(f"At x = 60 you returned {got.tolist()}: both densities underflow to 0 and "
                                "0/0 is NaN. Normalise in log space (torch.softmax of the log joint).")
-    print(f"✓ responsibilities agree with lvm on {n_trials} random mixtures, and stay finite far away.")
+    print(f"✓ responsibilities: right on {n_trials} random mixtures and finite far away.")
 
 
 # --- chapter 2: the posterior of probabilistic PCA ------------------------------------------------------------
