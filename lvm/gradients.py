@@ -18,7 +18,7 @@ from typing import Callable, Literal
 
 import torch
 
-from ._checks import as_tensor, check_finite, check_positive, check_shape
+from ._checks import as_tensor, check_finite, check_positive, check_positive_int, check_shape
 
 __all__ = ["reparameterised_gradients", "score_function_gradients"]
 
@@ -84,8 +84,7 @@ def _draw(mu, std, n_samples, generator) -> tuple[torch.Tensor, torch.Tensor, to
     mu = check_finite(as_tensor(mu, "mu"), "mu").detach()
     std = check_positive(as_tensor(std, "std", dtype=mu.dtype).to(mu.device), "std").detach()
     check_shape(std, "std", list(mu.shape), "the shape of mu")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    check_positive_int(n_samples, "n_samples")
     if isinstance(generator, int) and not isinstance(generator, bool):
         generator = torch.Generator(device=mu.device).manual_seed(generator)
     elif generator is not None and not isinstance(generator, torch.Generator):
