@@ -38,7 +38,9 @@ def stub_for(source: str) -> str | None:
     for fn in functions:
         body_start = fn.body[0]
         keep_until = fn.body[0].end_lineno if ast.get_docstring(fn) else body_start.lineno - 1
-        header = lines[fn.lineno - 1 - len(fn.decorator_list): keep_until]
+        # Comments above the first statement belong to the solution (they are hints): drop them.
+        header = [line for line in lines[fn.lineno - 1 - len(fn.decorator_list): keep_until]
+                  if not line.lstrip().startswith("#")]
         indent = " " * (body_start.col_offset)
         stubs.append("\n".join(header + [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError"]))
     return "\n\n\n".join(stubs) + "\n"
