@@ -4,7 +4,7 @@ One contract (``prior``, ``likelihood``, and for tractable models ``posterior`` 
 shared by every model, so that sampling, bounds and training are written once.
 """
 
-from . import data, exercises, plot, profiles, widgets
+from . import data, exercises, plot, profiles, progress, widgets
 from .bounds import (elbo, elbo_joint_entropy, elbo_via_posterior, gaussian_kl, importance_log_marginal,
                      iwae_bound, log_importance_weights, naive_log_marginal)
 from .checkpoint import load_checkpoint, save_checkpoint

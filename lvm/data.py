@@ -59,7 +59,8 @@ MNIST_MD5: dict[str, str] = {
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
 }
 
-# Tried in order; the original yann.lecun.com host now often refuses automated downloads.
+#: Where :func:`mnist` downloads the files from, tried in order (the original yann.lecun.com host now
+#: often refuses automated downloads).
 MNIST_MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -244,8 +245,8 @@ def mnist(split: str, data_dir: str | os.PathLike | None = None,
         ``int64 [n]`` in 0..9.
 
     Raises:
-        MnistNotFoundError: files are missing and could not be downloaded (a ``FileNotFoundError``).
-        ChecksumError: a file's MD5 is wrong (a ``ValueError``; delete the file and retry).
+        MnistNotFoundError: files are missing and could not be downloaded (a :exc:`FileNotFoundError`).
+        ChecksumError: a file's MD5 is wrong (a :exc:`ValueError`; delete the file and retry).
         ValueError: a bad ``split``, or a file that is not valid MNIST IDX.
     """
     if split not in MNIST_FILES:
@@ -287,7 +288,8 @@ def dynamic_binarize(images: torch.Tensor, generator: torch.Generator | None = N
 
     Args:
         images: grey levels in [0, 1], any shape, e.g. ``[n, 784]``.
-        generator: an optional ``torch.Generator`` on the same device, for reproducible draws.
+        generator (~torch.Generator | None): an optional generator on the same device, for reproducible
+            draws.
 
     Returns:
         a tensor of 0s and 1s, same shape, dtype and device as ``images``.
@@ -367,9 +369,9 @@ def mnist_splits(profile: Profile | str | None = None, data_dir: str | os.PathLi
                  download: bool = True, seed: int = 0) -> MnistSplits:
     """The MNIST splits a run profile uses.
 
-    * A profile with ``mnist_train`` set (``quick``): only the 10k **test** split, the one split available
-      offline, shuffled with ``seed``; the first ``mnist_train`` images train, the next ``mnist_val``
-      validate, and the test set *is* the validation set (``description`` says so).
+    * A profile with ``mnist_train`` set (``quick``): only the 10k **test** split (1.6 MB, a small and
+      fast stand-in for the 60k training split), shuffled with ``seed``; the first ``mnist_train`` images
+      train, the next ``mnist_val`` validate, and the test set *is* the validation set (``description`` says so).
     * A profile with ``mnist_train=None`` (``full``): the training split shuffled with ``seed``; the last
       ``mnist_val`` images validate (50k/10k for MNIST), the rest train; the test split is the test set.
 
@@ -389,8 +391,8 @@ def mnist_splits(profile: Profile | str | None = None, data_dir: str | os.PathLi
         order = torch.randperm(len(x), generator=generator)
         train, val = order[:n_train], order[n_train:n_train + n_val]
         description = (f"profile {profile.name!r}: {n_train} training and {n_val} validation images carved out of "
-                       f"MNIST's {len(x)}-image test split, the only split available offline. The test set IS "
-                       f"the validation set, so 'test' numbers here are validation numbers.")
+                       f"MNIST's {len(x)}-image test split, a small stand-in for the training split. The test set "
+                       f"IS the validation set, so 'test' numbers here are validation numbers.")
         return MnistSplits(x[train], y[train], x[val], y[val], x[val], y[val], description)
     x, y = mnist("train", data_dir=data_dir, download=download)
     x_test, y_test = mnist("test", data_dir=data_dir, download=download)

@@ -21,7 +21,7 @@ class Profile:
 
     name: str
     mc_samples: int  # Monte Carlo draws behind a figure or an assert in chapters 1-5
-    mnist_train: int | None  # quick: carved out of the 10k test split, the only split offline
+    mnist_train: int | None  # quick: carved out of the 10k test split (small and fast); full: None
     mnist_val: int
     vae_epochs: int
     vae_epochs_2d: int  # the 2-D latent model drawn in chapter 6

@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from ._checks import as_tensor, check_positive_int
 from .bounds import elbo
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .models.base import LatentVariableModel
+from .progress import progress_bar
 
 __all__ = ["History", "NonFiniteLossError", "fit"]
 
@@ -113,7 +113,8 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
         seed: seeds torch's global random state (the rsample noise of the ELBO, and ``transform``) and the
             generator that shuffles the batches. Same seed, same device → the same run (bit-for-bit on the CPU).
             Note that this re-seeds the global state, as ``torch.manual_seed`` would.
-        progress: show a ``tqdm`` bar over the epochs with the train and validation ELBO.
+        progress: show a ``tqdm`` bar over the epochs with the train and validation ELBO, of the kind
+            ``LVM_PROGRESS`` asks for (:mod:`lvm.progress`).
         checkpoint: a file path. After every epoch the model, the optimizer, the random states and the
             history are written there atomically; if the file exists when ``fit`` starts, training resumes
             from it (with the ``lr`` given to this call, so a run can be resumed with a smaller one).
@@ -188,7 +189,7 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
     was_training = model.training
     n = x.shape[0]
     try:
-        with tqdm(total=epochs, initial=start, desc="fit", unit="epoch", disable=not progress) as bar:
+        with progress_bar(total=epochs, initial=start, desc="fit", unit="epoch", enabled=progress) as bar:
             for epoch in range(start + 1, epochs + 1):
                 t0 = time.perf_counter()
                 model.train()
@@ -226,7 +227,7 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
                 if checkpoint is not None:
                     save_checkpoint(checkpoint, _state(epoch, model, optimizer, generator, device, history))
                 bar.update(1)
-                bar.set_postfix(_postfix(history))
+                bar.set_postfix(_postfix(history), refresh=False)  # shown by the next update or close
     finally:
         model.train(was_training)
     return history

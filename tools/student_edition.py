@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+SITE_ASSETS = ["_static"]
 SOLUTION_DIRECTIVE = re.compile(r"^(```|:::)\{solution\}", re.MULTILINE)
 
 
@@ -61,7 +62,8 @@ def student_notebook(nb: dict) -> dict:
                 stub = stub_for(source)
                 if stub is None:
                     continue
-                tags = [t for t in cell["metadata"]["tags"] if t != "solution"] + ["exercise"]
+                # The stub is the student's to fill in: shown open, not folded like the answer it replaces.
+                tags = [t for t in cell["metadata"]["tags"] if t not in ("solution", "hide-input")] + ["exercise"]
                 cell = {**cell, "source": stub, "metadata": {**cell["metadata"], "tags": tags}}
         cells.append(cell)
     return {**nb, "cells": cells}
@@ -86,6 +88,9 @@ def student_markdown(text: str) -> str:
 def write_edition(output: Path) -> None:
     shutil.copytree(ROOT / "book", output / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copy(ROOT / "_toc.yml", output / "_toc.yml")
+    for folder in SITE_ASSETS:  # the theme's additions (CSS, favicon), which _config.yml refers to
+        if (ROOT / folder).exists():
+            shutil.copytree(ROOT / folder, output / folder)
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     config["title"] += " (student edition)"
     config["execute"]["execute_notebooks"] = "off"

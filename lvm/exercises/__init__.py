@@ -3,7 +3,8 @@
 Each ``check_*`` calls the student's function on random inputs, compares it with the reference in ``lvm``
 and, on a mismatch, raises :class:`ExerciseFeedback` (an ``AssertionError``, so autograders count it as a
 failed test) that says what looks wrong, not only *that* it is wrong: a shape, a forgotten weight, an
-underflow. On success it prints one line and returns nothing.
+underflow. On success it prints one line and returns nothing. In Jupyter and Colab the feedback shows as
+its sentence alone, without the checker's stack.
 """
 
 from ._feedback import ExerciseFeedback

@@ -10,7 +10,14 @@ __all__ = ["ExerciseFeedback"]
 
 
 class ExerciseFeedback(AssertionError):
-    """A check found a problem; the message explains it."""
+    """A check found a problem; the message explains it.
+
+    In IPython (Jupyter, Colab) it shows as its sentence alone: the stack of a check is the checker's own code,
+    which tells a student nothing. The cell still fails, so an autograder or a book build still sees it.
+    """
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is displayed
+        return [f"{type(self).__name__}: {self}"]
 
 
 def _call(fn: Callable, name: str, *args) -> torch.Tensor:

@@ -1,0 +1,160 @@
+"""The student edition: no solution reaches it, and every stub's check answers with a sentence.
+
+The first tests write the edition into a temporary folder. ``test_built_student_site_has_no_solution`` reads
+the *built* student site (``_build/student/_build/html``, or ``LVM_STUDENT_SITE``); it is selected with
+``-m student_site`` after CI has built that site, and fails (does not skip) when the site is missing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import student_edition  # noqa: E402
+
+STUDENT_SITE = Path(os.environ.get("LVM_STUDENT_SITE", ROOT / "_build" / "student" / "_build" / "html"))
+PAGES = sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.md"))
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _solution_blocks(markdown: str) -> list[str]:
+    """The bodies of the ``{solution}`` directives of a Markdown text."""
+    kept = student_edition.student_markdown(markdown)
+    removed = []
+    for block in re.split(r"\n(?=(?:```|:::)\{)", markdown):
+        if student_edition.SOLUTION_DIRECTIVE.match(block.lstrip()) and block not in kept:
+            removed.append(block)
+    return removed
+
+
+def solution_fragments() -> tuple[set[str], set[str]]:
+    """Pieces of the instructor's solutions that must not reach students: (prose runs, code lines).
+
+    Prose: runs of eight or more plain words from ``{solution}`` bodies (maths and markup stripped, so the
+    run reads the same in a notebook and on a web page). Code: the lines of ``solution`` cells that the
+    student's stub does not keep. A fragment that also occurs outside the solutions is not evidence of a
+    leak and is left out.
+    """
+    prose, code, public = set(), set(), []
+    for path in PAGES:
+        if path.suffix == ".md":
+            units = [("markdown", path.read_text(encoding="utf-8"), [])]
+        else:
+            units = [(c["cell_type"], _source(c), c.get("metadata", {}).get("tags", [])) for c in _cells(path)]
+        for kind, text, tags in units:
+            if kind == "code" and "solution" in tags:
+                stub = student_edition.stub_for(text) or ""
+                kept = {_squash(line) for line in stub.splitlines()}
+                code |= {_squash(line) for line in text.splitlines()
+                         if len(line.strip()) >= 12 and _squash(line) not in kept and not line.lstrip().startswith("#")}
+                continue
+            blocks = _solution_blocks(text) if kind == "markdown" else []
+            public.append(_squash(student_edition.student_markdown(text)))
+            for block in blocks:
+                plain = re.sub(r"\$\$.*?\$\$|\$[^$]*\$|\{[a-z]+\}`[^`]*`|`[^`]*`|[*_]", " ", block, flags=re.S)
+                for sentence in re.split(r"[.:;?!()\n]", plain):
+                    words = sentence.split()
+                    if len(words) >= 8 and all(re.fullmatch(r"[A-Za-z'-]+,?", w) for w in words):
+                        prose.add(" ".join(words))
+    everywhere_else = " ".join(public)
+    return ({p for p in prose if p not in everywhere_else}, {c for c in code if c not in everywhere_else})
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student") / "edition"
+    out.mkdir()
+    student_edition.write_edition(out)
+    return out
+
+
+def test_there_are_solutions_to_hide():
+    prose, code = solution_fragments()
+    assert len(prose) >= 20 and len(code) >= 20, "the leak check would have nothing to look for"
+
+
+def test_no_solution_text_or_code_in_the_student_notebooks(edition):
+    prose, code = solution_fragments()
+    for path in sorted((edition / "book").rglob("*")):
+        if path.suffix not in (".ipynb", ".md"):
+            continue
+        if path.suffix == ".ipynb":
+            text = " ".join(_squash(_source(c)) for c in _cells(path))
+        else:
+            text = _squash(path.read_text(encoding="utf-8"))
+        leaked = [f for f in prose | code if f in text]
+        assert leaked == [], f"{path.name} gives away solutions: {leaked[:5]}"
+
+
+def _stub_and_check_cells(notebook: Path) -> list[tuple[str, str]]:
+    cells = _cells(notebook)
+    pairs = []
+    for i, cell in enumerate(cells):
+        if "exercise" in cell.get("metadata", {}).get("tags", []):
+            check = next(_source(c) for c in cells[i + 1:]
+                         if c["cell_type"] == "code" and "lvm.exercises.check_" in _source(c))
+            pairs.append((_source(cell), check))
+    return pairs
+
+
+def test_every_stub_check_answers_with_the_checkers_sentence(edition, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("import lvm, torch\nfrom torch.distributions import Normal")
+    checked = 0
+    for notebook in sorted((edition / "book").glob("*.ipynb")):
+        for stub, check in _stub_and_check_cells(notebook):
+            capsys.readouterr()
+            assert shell.run_cell(stub).success, f"{notebook.name}: the stub does not even define its function"
+            result = shell.run_cell(check)
+            shown = capsys.readouterr()
+            shown = re.sub(r"\x1b\[[0-9;]*m", "", shown.out + shown.err)
+            assert isinstance(result.error_in_exec, lvm_feedback()), f"{notebook.name}: {check!r} gave {shown}"
+            assert "is not written yet" in shown, f"{notebook.name}: {shown}"
+            assert "Traceback" not in shown and "File " not in shown, f"{notebook.name} shows a traceback: {shown}"
+            checked += 1
+    assert checked >= 9
+
+
+def lvm_feedback():
+    from lvm.exercises import ExerciseFeedback
+
+    return ExerciseFeedback
+
+
+@pytest.mark.student_site
+def test_built_student_site_has_no_solution():
+    if not (STUDENT_SITE / "index.html").exists():
+        pytest.fail(f"no built student site at {STUDENT_SITE}: CI builds it before running -m student_site")
+    prose, code = solution_fragments()
+    pages = sorted(STUDENT_SITE.rglob("*.html"))
+    assert len(pages) >= 10
+    for page in pages:
+        raw = page.read_text(encoding="utf-8")
+        assert 'class="solution' not in raw, f"{page.name} holds a solution block"
+        # Code is split into highlighting spans (join them); prose into blocks (keep the spaces between).
+        code_text = _squash(html.unescape(re.sub(r"<[^>]+>", "", raw)))
+        prose_text = re.sub(r" ([,.;:)])", r"\1", _squash(html.unescape(re.sub(r"<[^>]+>", " ", raw))))
+        leaked = [f for f in prose if f in prose_text] + [f for f in code if f in code_text]
+        assert leaked == [], f"{page.name} gives away solutions: {leaked[:5]}"
