@@ -19,6 +19,14 @@ __all__ = ["EMResult", "em_step", "fit_em"]
 
 @dataclasses.dataclass
 class EMResult:
+    """What :func:`fit_em` returns: the fitted mixture and the log-likelihood along the way.
+
+    Attributes:
+        model: the mixture after the last EM step.
+        log_likelihood: the mean log p(x) per data point, before each step and after the last
+            (``n_iter + 1`` numbers).
+    """
+
     model: GaussianMixture
     log_likelihood: list[float]  # mean log p(x) per data point, before each step and after the last
 
@@ -49,6 +57,17 @@ def fit_em(x, n_components: int, n_iter: int = 50, init: GaussianMixture | None 
 
     Without ``init``, the means start at randomly chosen data points, the weights are equal and every
     standard deviation is the data's.
+
+    Args:
+        x: the data, ``[n]`` or ``[n, d]``.
+        n_components: the number of components, an integer between 1 and n.
+        n_iter: the number of EM steps, a non-negative integer.
+        init: the mixture to start from; ``None`` for the start described above.
+        generator (~torch.Generator | None): draws the starting means when ``init`` is ``None``; ``None``
+            uses torch's global random state.
+
+    Returns:
+        the fitted mixture and the log-likelihood before each step and after the last.
     """
     x = check_finite(as_tensor(x, "x"), "x")
     if x.dim() not in (1, 2) or x.shape[0] < 1:

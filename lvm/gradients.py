@@ -40,8 +40,8 @@ def score_function_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu, std,
         mu: q's mean μ, any shape.
         std: q's standard deviation σ > 0, the shape of ``mu``.
         n_samples: the number of draws z ~ q, a positive integer.
-        generator: a ``torch.Generator`` or an integer seed for reproducible draws; ``None`` uses torch's
-            global random state.
+        generator (~torch.Generator | int | None): a generator or an integer seed for reproducible draws;
+            ``None`` uses torch's global random state.
         baseline: c: ``None`` (c = 0), a number or tensor broadcastable against f's values, or
             ``"leave-one-out"``: for sample s, the mean of f over the other samples (independent of z_s, so
             still unbiased; needs ``n_samples >= 2``).
@@ -66,8 +66,19 @@ def reparameterised_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu, std
     be differentiable. f'(z) for all samples at once comes from one backward pass through Σ_s f(z_s), which
     is exact per sample because sample s only enters term s.
 
-    Arguments and returned shapes as in :func:`score_function_gradients` (there is no baseline: a constant
-    shift of f does not change f').
+    Unlike :func:`score_function_gradients` there is no baseline: a constant shift of f does not change f'.
+
+    Args:
+        f: the integrand, differentiable in z (see the module docstring for the shapes it takes and returns).
+        mu: q's mean μ, any shape.
+        std: q's standard deviation σ > 0, the shape of ``mu``.
+        n_samples: the number of draws z ~ q, a positive integer.
+        generator (~torch.Generator | int | None): a generator or an integer seed for reproducible draws;
+            ``None`` uses torch's global random state.
+
+    Returns:
+        ``(grad_mu, grad_std)``, each of shape ``[n_samples, *mu.shape]``; their means over the first axis
+        estimate ∇_μ E_q[f] and ∇_σ E_q[f].
     """
     mu, std, eps = _draw(mu, std, n_samples, generator)
     with torch.enable_grad():

@@ -19,8 +19,8 @@ def ancestral_sample(model: LatentVariableModel, n: int,
     Args:
         model: a latent variable model.
         n: how many samples, a positive integer.
-        generator: a ``torch.Generator`` or an integer seed for reproducible draws; ``None`` uses torch's
-            global random state.
+        generator (~torch.Generator | int | None): a generator or an integer seed for reproducible draws;
+            ``None`` uses torch's global random state.
 
     Returns:
         ``(x, z)`` with leading dimension ``n``: x is ``[n, *event_shape_x]``, z is ``[n, *event_shape_z]``.

@@ -86,7 +86,8 @@ def test_student_edition_removes_solutions_and_stubs_code(tmp_path):
     out = tmp_path / "student"
     subprocess.run([sys.executable, str(ROOT / "tools" / "student_edition.py"), str(out)], check=True)
     config = yaml.safe_load((out / "_config.yml").read_text())
-    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["execute"]["execute_notebooks"] == CONFIG["execute"]["execute_notebooks"]
+    assert config["repository"]["branch"] == "student-edition", "Colab must not open the instructor notebooks"
     for original in CHAPTERS:
         student = out / "book" / original.name
         student_cells = cells(student)
@@ -99,6 +100,8 @@ def test_student_edition_removes_solutions_and_stubs_code(tmp_path):
         originals = [source(c) for c in cells(original)
                      if "solution" in c.get("metadata", {}).get("tags", []) and "def " in source(c)]
         assert len(stubs) == len(originals)
+        checks = [c for c in student_cells if "lvm.exercises.check_" in source(c)]
+        assert all("raises-exception" in c["metadata"]["tags"] for c in checks), "a check of a stub must fail"
         for stub in stubs:
             namespace = {}
             exec(compile(stub, student.name, "exec"), namespace)  # a stub must at least be valid Python

@@ -150,6 +150,8 @@ def test_built_student_site_has_no_solution():
     prose, code = solution_fragments()
     pages = sorted(STUDENT_SITE.rglob("*.html"))
     assert len(pages) >= 10
+    feedback = sum(p.read_text(encoding="utf-8").count("is not written yet") for p in pages)
+    assert feedback >= 9, "each coding exercise's check shows its feedback on the stub"
     for page in pages:
         raw = page.read_text(encoding="utf-8")
         assert 'class="solution' not in raw, f"{page.name} holds a solution block"

@@ -5,7 +5,10 @@
 - every ``{solution}`` directive is cut out of the Markdown (the exercise before it stays);
 - a code cell tagged ``solution`` that defines functions keeps each function's signature and docstring, and
   its body becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError``; any other ``solution`` cell is dropped;
-- outputs are cleared, and the edition's ``_config.yml`` does not execute notebooks (the stubs would fail).
+- outputs are cleared; the edition's site executes the notebooks like the instructor's, so it has the same
+  figures, and each exercise's check cell shows the checker's feedback on the stub ("... is not written
+  yet"): those cells are tagged ``raises-exception``, so that their expected failure does not stop the build,
+  while an error anywhere else still does.
 
 Building from a copy, rather than with sphinx-exercise's ``hide_solutions``, also keeps the solutions out
 of the notebooks that students download.
@@ -24,7 +27,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE_ASSETS = ["_static"]
+SITE_ASSETS = ["_static", "_ext"]
+CHECK_CALL = "lvm.exercises.check_"
+STUDENT_BRANCH = "student-edition"
 SOLUTION_DIRECTIVE = re.compile(r"^(```|:::)\{solution\}", re.MULTILINE)
 
 
@@ -65,6 +70,9 @@ def student_notebook(nb: dict) -> dict:
                 # The stub is the student's to fill in: shown open, not folded like the answer it replaces.
                 tags = [t for t in cell["metadata"]["tags"] if t not in ("solution", "hide-input")] + ["exercise"]
                 cell = {**cell, "source": stub, "metadata": {**cell["metadata"], "tags": tags}}
+            elif CHECK_CALL in source:
+                tags = [*cell.get("metadata", {}).get("tags", []), "raises-exception"]
+                cell = {**cell, "metadata": {**cell.get("metadata", {}), "tags": tags}}
         cells.append(cell)
     return {**nb, "cells": cells}
 
@@ -93,7 +101,9 @@ def write_edition(output: Path) -> None:
             shutil.copytree(ROOT / folder, output / folder)
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     config["title"] += " (student edition)"
-    config["execute"]["execute_notebooks"] = "off"
+    # Its Colab buttons must open the student notebooks, not the instructor's: the publishing workflow pushes
+    # this edition to its own branch.
+    config["repository"]["branch"] = STUDENT_BRANCH
     (output / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
                                         encoding="utf-8")
     for path in (output / "book").rglob("*.ipynb"):

@@ -27,7 +27,8 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
 
     ``chunks`` is an iterable, read once, of ``[c_j, n]`` tensors of log importance weights
     log p(x_i, z_j) − log q(z_j | x_i); K = Σ_j c_j is the total number of draws. The answer is the
-    importance-sampled estimate of log p(x_i) from all K draws, as :func:`lvm.iwae_bound` computes it.
+    importance-sampled estimate of log p(x_i) from all K draws, as
+    :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>` computes it.
     A last test uses log-weights near −800 (a 784-pixel image), where every weight is 0 in floating point.
     """
     gen = torch.Generator().manual_seed(seed)

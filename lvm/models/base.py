@@ -14,7 +14,8 @@ __all__ = ["LatentVariableModel"]
 
 
 class LatentVariableModel(nn.Module):
-    """Base class: subclasses define :meth:`prior` and :meth:`likelihood`; tractable ones add the rest."""
+    """Base class, a :class:`torch.nn.Module`: subclasses define :meth:`prior` and :meth:`likelihood`;
+    tractable ones add the rest."""
 
     def prior(self) -> Distribution:
         """p(z)."""

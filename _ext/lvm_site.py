@@ -1,0 +1,28 @@
+"""The site's one Sphinx fix: every page loads each script once.
+
+sphinx-thebe adds its configuration as an inline script after the HTML builder has started; Sphinx 7.4 then
+keeps two copies (one registered under the name ``None``, one under ``''``), and the second declaration of
+``const THEBE_JS_URL`` is a JavaScript error on every page. This drops repeated scripts from each page.
+"""
+
+from __future__ import annotations
+
+
+def _script_key(script) -> tuple:
+    attributes = getattr(script, "attributes", {})
+    return (getattr(script, "filename", str(script)) or "", tuple(sorted(attributes.items())))
+
+
+def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None:
+    seen, kept = set(), []
+    for script in context.get("script_files", []):
+        key = _script_key(script)
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    context["script_files"] = kept
+
+
+def setup(app):
+    app.connect("html-page-context", drop_repeated_scripts)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
