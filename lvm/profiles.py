@@ -12,7 +12,7 @@ import os
 
 import torch
 
-__all__ = ["Profile", "PROFILES", "current_profile", "profile_named"]
+__all__ = ["Profile", "PROFILES", "current_profile", "describe", "note", "profile_named"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,3 +53,43 @@ def current_profile() -> Profile:
     if not name:
         name = "full" if torch.cuda.is_available() else "quick"
     return profile_named(name)
+
+
+MNIST_TRAIN_SIZE = 60_000  # images in MNIST's training split
+MNIST_TEST_SIZE = 10_000
+
+
+def describe(profile: Profile, evaluation: bool = False) -> str:
+    """What ``profile`` trains on (and, with ``evaluation``, what it tests on), in words for a reader."""
+    if profile.mnist_train is None:
+        text = (f"MNIST's {MNIST_TRAIN_SIZE:,}-image training split ({MNIST_TRAIN_SIZE - profile.mnist_val:,} "
+                f"images to train on, {profile.mnist_val:,} to validate)")
+    else:
+        text = (f"{profile.mnist_train:,} training and {profile.mnist_val:,} validation images carved from "
+                f"MNIST's {MNIST_TEST_SIZE:,}-image test split, which is small and fast to train on")
+    text += f", for {profile.vae_epochs} epochs"
+    if not evaluation and profile.vae_epochs_2d != profile.vae_epochs:
+        text += f" ({profile.vae_epochs_2d} for the two-dimensional model)"
+    if evaluation:
+        held_out = (f"{profile.eval_examples:,} images of the test split" if profile.mnist_train is None else
+                    f"{profile.eval_examples:,} of the validation images (this profile has no separate test set)")
+        text += f", and a test log-likelihood on {held_out} with K = {profile.eval_k:,}"
+    return text
+
+
+def note(before: str = "", after: str = "", evaluation: bool = False):
+    """A note for a chapter's page: which profile built it, and what the other profile does.
+
+    Returned as ``IPython.display.Markdown`` (a block quote, which Jupyter, Colab and the book all render), so
+    the numbers on a page always come with the run that produced them.
+    """
+    from IPython.display import Markdown
+
+    this = current_profile()
+    other = PROFILES["full" if this.name == "quick" else "quick"]
+    default = "the default on a GPU" if other.name == "full" else "the default without a GPU"
+    text = (f"{before}This page was built with the **{this.name}** profile: {describe(this, evaluation)}. "
+            f"The **{other.name}** profile (`LVM_PROFILE={other.name}`, {default}) uses "
+            f"{describe(other, evaluation)}.{after}")
+    return Markdown(f"> **Which run built this page.** {text}")
+
