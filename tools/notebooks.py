@@ -8,7 +8,9 @@ Every chapter notebook must
 - start with a hidden Markdown cell that defines the MathJax macros of ``_config.yml`` for Jupyter and Colab
   (the website gets them from ``_config.yml``; the cell is tagged ``remove-cell`` so the book skips it);
 - have, as its first code cell, the set-up cell that installs ``lvm`` on Colab from the repository that
-  ``_config.yml`` names.
+  ``_config.yml`` names;
+- fold every answer: a code cell tagged ``solution`` is also tagged ``hide-input``, so the site shows it
+  behind a "Show code" toggle, as the solutions of derivations are folded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 MACRO_MARK = "lvm-macros"
 SETUP_MARK = 'if "google.colab" in sys.modules:'
+FOLD_TAG = "hide-input"
 
 
 def chapter_notebooks() -> list[Path]:
@@ -53,6 +56,10 @@ def _is_macro_cell(cell: dict) -> bool:
     return cell.get("cell_type") == "markdown" and cell.get("metadata", {}).get("lvm") == MACRO_MARK
 
 
+def _tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
 def _source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
@@ -70,6 +77,9 @@ def problems(path: Path) -> list[str]:
     if not cells or not _is_macro_cell(cells[0]) or _source(cells[0]) != macro_cell_source():
         found.append("first cell is not the macro cell of _config.yml (run `python tools/notebooks.py fix`)")
     code = [c for c in cells if c.get("cell_type") == "code"]
+    unfolded = [c.get("id", "?") for c in code if "solution" in _tags(c) and FOLD_TAG not in _tags(c)]
+    if unfolded:
+        found.append(f"solution cells {unfolded} are not folded (tag {FOLD_TAG}; run `python tools/notebooks.py fix`)")
     if not code or SETUP_MARK not in _source(code[0]):
         found.append("first code cell is not the Colab set-up cell that installs lvm")
     elif f"git+{repository_url()}@" not in _source(code[0]):
@@ -84,6 +94,8 @@ def fix(path: Path) -> None:
         cell.setdefault("id", uuid.uuid4().hex[:12])  # nbformat 4.5 requires ids; keep existing ones stable
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
+            if "solution" in _tags(cell) and FOLD_TAG not in _tags(cell):
+                cell["metadata"]["tags"] = [*_tags(cell), FOLD_TAG]
     macro = {"cell_type": "markdown", "id": "lvm-macros", "metadata": {"lvm": MACRO_MARK, "tags": ["remove-cell"]},
              "source": macro_cell_source()}
     nb["cells"] = [macro, *cells]
