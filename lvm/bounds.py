@@ -21,7 +21,9 @@ from typing import Iterator
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
-from ._checks import as_tensor, check_finite, check_positive, check_positive_int
+from ._checks import (as_tensor, check_data, check_finite, check_positive, check_positive_int, check_same_device,
+                      validation)
+from .models.base import LatentVariableModel
 
 __all__ = [
     "elbo",
@@ -34,8 +36,9 @@ __all__ = [
     "naive_log_marginal",
 ]
 
-# Default chunk size: about this many elements of x per chunk of importance samples (chunk × n × d_x),
-# i.e. 64 MB in float32 — a 5000 × 500 × 784 evaluation becomes ~40 chunks instead of 7.8 GB at once.
+# Default chunk size: about this many numbers per chunk of importance samples — chunk × n × (the larger of
+# d_x and the model's layer outputs for one evaluation), i.e. 64 MB in float32. A 5000 × 500 × 784 evaluation
+# becomes ~40 chunks instead of 7.8 GB at once, and a wide decoder on one point gets small chunks too.
 _CHUNK_ELEMENTS = 2**24
 
 
@@ -57,7 +60,7 @@ def elbo(model, x: torch.Tensor, q: Distribution, n_samples: int = 1) -> torch.T
     Returns:
         The ELBO of each data point, shape ``[n]``; never above log p(x) in expectation.
     """
-    x = _check_x(x)
+    x = _check_x(model, x)
     check_positive_int(n_samples, "n_samples")
     _check_q(q, x, "q")
     prior = model.prior()
@@ -82,7 +85,7 @@ def elbo_joint_entropy(model, x: torch.Tensor, q: Distribution, n_samples: int =
     The entropy is analytic when torch has it (Gaussians, categoricals), otherwise estimated by −log q(z) on
     the same draws. Enumerable q are summed over exactly. Arguments as in :func:`elbo`.
     """
-    x = _check_x(x)
+    x = _check_x(model, x)
     check_positive_int(n_samples, "n_samples")
     _check_q(q, x, "q")
     if q.has_enumerate_support:
@@ -104,7 +107,7 @@ def elbo_via_posterior(model, x: torch.Tensor, q: Distribution) -> torch.Tensor:
     mixture and the linear-Gaussian model. It shows why the ELBO is a lower bound (KL ≥ 0) and when it is
     tight (q = p(z | x)). Arguments as in :func:`elbo`.
     """
-    x = _check_x(x)
+    x = _check_x(model, x)
     _check_q(q, x, "q")
     posterior = model.posterior(x)
     kl = _analytic_kl(q, posterior)
@@ -126,9 +129,10 @@ def log_importance_weights(model, x: torch.Tensor, q: Distribution, k: int,
         x: data, shape ``[n, ...]``.
         q: the proposal, a distribution over z with batch shape ``[n]``.
         k: the number of importance samples per data point, a positive integer.
-        chunk_size: draws per chunk; ``None`` picks one that keeps a chunk near 2**24 elements of x.
+        chunk_size: draws per chunk; ``None`` picks one that keeps a chunk near 2**24 numbers, counting per
+            draw the larger of x and the outputs of the model's layers (measured once, on one draw).
     """
-    x = _check_x(x)
+    x = _check_x(model, x)
     check_positive_int(k, "k")
     _check_q(q, x, "q")
     return torch.cat(list(_log_weight_chunks(model, x, q, k, chunk_size)), dim=0)
@@ -143,7 +147,7 @@ def iwae_bound(model, x: torch.Tensor, q: Distribution, k: int, chunk_size: int 
     (e^{−500} at d = 784) are never exponentiated, and memory does not grow with k. No gradients are tracked.
     Arguments as in :func:`log_importance_weights`.
     """
-    x = _check_x(x)
+    x = _check_x(model, x)
     check_positive_int(k, "k")
     _check_q(q, x, "q")
     return _streaming_log_mean_exp(model, x, q, k, chunk_size)
@@ -157,7 +161,7 @@ def importance_log_marginal(model, x: torch.Tensor, proposal: Distribution, n_sa
     data point) or ``[]`` (shared by all points, drawn independently for each). Same number as
     :func:`iwae_bound` with q = r.
     """
-    x = _check_x(x)
+    x = _check_x(model, x)
     check_positive_int(n_samples, "n_samples")
     proposal = _per_point(proposal, x, "proposal")
     return _streaming_log_mean_exp(model, x, proposal, n_samples, chunk_size)
@@ -169,7 +173,7 @@ def naive_log_marginal(model, x: torch.Tensor, n_samples: int, chunk_size: int |
     Unbiased for p(x) but useless in high dimensions: almost no prior draw explains a given x, so the
     estimate is dominated by the rare draw that does. Each data point gets its own draws.
     """
-    x = _check_x(x)
+    x = _check_x(model, x)
     check_positive_int(n_samples, "n_samples")
     proposal = _per_point(model.prior(), x, "prior")
     return _streaming_log_mean_exp(model, x, proposal, n_samples, chunk_size)
@@ -212,15 +216,53 @@ def _log_weight_chunks(model, x: torch.Tensor, q: Distribution, k: int,
                        chunk_size: int | None) -> Iterator[torch.Tensor]:
     """Yield log p(x, z) − log q(z) for successive chunks of draws z ~ q, each ``[chunk, n]``."""
     if chunk_size is None:
-        chunk_size = max(1, _CHUNK_ELEMENTS // max(1, x.numel()))
+        chunk_size = _default_chunk_size(model, x, q)
     else:
-        check_positive_int(chunk_size, "chunk_size")
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
     done = 0
     while done < k:
         c = min(chunk_size, k - done)
         z = q.sample((c,))  # [c, n, *event]
         yield model.joint_log_prob(x, z) - q.log_prob(z)
         done += c
+
+
+def _default_chunk_size(model, x: torch.Tensor, q: Distribution) -> int:
+    """Draws per chunk such that one chunk holds about ``_CHUNK_ELEMENTS`` numbers.
+
+    One draw for all n points costs n × (the larger of x's size per point and the numbers the model's layers
+    output for one evaluation of log p(x, z)). Sizing by x alone would give a wide decoder on one point
+    2**24 / d_x draws at once, gigabytes of activations.
+    """
+    per_point = max(x[0].numel(), _layer_outputs_per_evaluation(model, x, q), 1)
+    return max(1, _CHUNK_ELEMENTS // (x.shape[0] * per_point))
+
+
+@torch.no_grad()
+def _layer_outputs_per_evaluation(model, x: torch.Tensor, q: Distribution) -> int:
+    """How many numbers the model's layers (its leaf modules) output to evaluate log p(x, z) for one point and
+    one draw, measured once with forward hooks; 0 for a model without layers."""
+    if not isinstance(model, torch.nn.Module):
+        return 0
+    layers = [m for m in model.modules() if m is not model and next(m.children(), None) is None]
+    if not layers:
+        return 0
+    count = 0
+
+    def add(module, inputs, output) -> None:
+        nonlocal count
+        count += output.numel() if isinstance(output, torch.Tensor) else 0
+
+    handles = [layer.register_forward_hook(add) for layer in layers]
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):  # the probe's draw leaves the caller's random state alone
+            z = q.sample()[:1]  # one draw for the first point
+            model.joint_log_prob(x[:1], z)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return count
 
 
 def _streaming_log_mean_exp(model, x, q, k, chunk_size) -> torch.Tensor:
@@ -236,8 +278,30 @@ def _streaming_log_mean_exp(model, x, q, k, chunk_size) -> torch.Tensor:
 
 
 def _draw(q: Distribution, n_samples: int) -> torch.Tensor:
-    # rsample keeps the path z = g(ε; θ) differentiable; a q without one still gives the right value.
-    return q.rsample((n_samples,)) if q.has_rsample else q.sample((n_samples,))
+    """``n_samples`` draws z ~ q, ``[S, n, *event]``, differentiable in q's parameters (``rsample``).
+
+    A q without ``rsample`` gives the right value but no gradient through z, so its parameters (an encoder's
+    weights) would silently stop learning: refused whenever a gradient could be asked for.
+    """
+    if q.has_rsample:
+        return q.rsample((n_samples,))
+    if torch.is_grad_enabled() and _requires_grad(q):
+        raise ValueError(f"q cannot be reparameterised ({type(q).__name__} has no rsample): its samples would "
+                         "carry no gradient to q's parameters, so an encoder trained on this ELBO would not "
+                         "learn. Use a reparameterisable q (e.g. Normal) or an enumerable one (Categorical), "
+                         "or lvm.score_function_gradients; to evaluate the ELBO only, call it under "
+                         "torch.no_grad().")
+    return q.sample((n_samples,))
+
+
+def _requires_grad(d: Distribution) -> bool:
+    """Whether any tensor that defines ``d`` (including those of the distributions inside it) needs a gradient."""
+    for value in vars(d).values():
+        if isinstance(value, torch.Tensor) and value.requires_grad:
+            return True
+        if isinstance(value, Distribution) and _requires_grad(value):
+            return True
+    return False
 
 
 def _expect_enumerated(q: Distribution, z: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -273,23 +337,33 @@ def _as_mvn(d: Distribution) -> MultivariateNormal | None:
     if isinstance(d, MultivariateNormal):
         return d
     if isinstance(d, Independent) and isinstance(d.base_dist, Normal) and d.reinterpreted_batch_ndims == 1:
-        return MultivariateNormal(d.base_dist.loc, scale_tril=torch.diag_embed(d.base_dist.scale))
+        loc = d.base_dist.loc
+        return MultivariateNormal(loc, scale_tril=torch.diag_embed(d.base_dist.scale), validate_args=validation(loc))
     return None
 
 
-def _check_x(x) -> torch.Tensor:
+def _check_x(model, x) -> torch.Tensor:
+    """x ``[n, ...]`` with n >= 1, real and finite, checked and placed by the model where it can.
+
+    A :class:`LatentVariableModel` checks what it knows (its shapes, a Bernoulli likelihood's [0, 1]) and moves
+    x to its own device; any other object gets the checks every model needs.
+    """
     x = as_tensor(x, "x")
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(f"x must have shape [n, ...] with n >= 1 data points, got {list(x.shape)}")
-    return x
+    if isinstance(model, LatentVariableModel):
+        return model._check_x(x)
+    return check_data(x, "x")
 
 
 def _check_q(q, x: torch.Tensor, name: str) -> None:
+    """q has batch shape [n] and lives on x's device (the model's, where it has one: see :func:`_check_x`)."""
     if not isinstance(q, Distribution):
         raise ValueError(f"{name} must be a torch.distributions.Distribution over z, got {type(q).__name__}")
     if tuple(q.batch_shape) != (x.shape[0],):
         raise ValueError(f"{name} must have batch shape [{x.shape[0]}] (one distribution per row of x), "
                          f"got {list(q.batch_shape)}")
+    check_same_device(q, x.device, name, "the model (and x)")
 
 
 def _per_point(d, x: torch.Tensor, name: str) -> Distribution:

@@ -20,6 +20,7 @@ import http.client
 import os
 import sys
 import tempfile
+import time
 import urllib.request
 import zlib
 from pathlib import Path
@@ -69,7 +70,11 @@ MNIST_MIRRORS: tuple[str, ...] = (
 _IMAGES_MAGIC = 2051  # IDX: 0x00 0x00, type 0x08 (unsigned byte), 3 dimensions
 _LABELS_MAGIC = 2049  # IDX: 0x00 0x00, type 0x08 (unsigned byte), 1 dimension
 _SIDE = 28
-_TIMEOUT_S = 60
+_TIMEOUT_S = 60  # a single read from a mirror waits at most this long
+# A whole file must arrive within this many seconds: a server that trickles a byte every minute never trips the
+# read timeout above. (9.9 MB, the largest file, in 5 minutes is 33 kB/s.)
+_DEADLINE_S = 300
+_clock = time.monotonic  # a module attribute, so that tests can run the clock fast
 _CHUNK = 1 << 16
 
 
@@ -137,11 +142,8 @@ def _download(name: str, directory: Path) -> list[str]:
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
             digest = hashlib.md5()
-            request = urllib.request.Request(url, headers={"User-Agent": "lvm-course"})
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
+            with os.fdopen(fd, "wb") as out:
+                _fetch(url, out, digest)
             got = digest.hexdigest()
             if got != expected:
                 failures.append(f"{url}: checksum mismatch (expected {expected}, got {got})")
@@ -155,6 +157,27 @@ def _download(name: str, directory: Path) -> list[str]:
             if tmp is not None and os.path.exists(tmp):
                 os.remove(tmp)
     return failures
+
+
+def _fetch(url: str, out, digest) -> None:
+    """Stream ``url`` into the file ``out``, updating ``digest``; ``TimeoutError`` past the deadline.
+
+    The deadline (:data:`_DEADLINE_S`) is checked after every read, and each read returns what has arrived
+    (``read1``) rather than waiting for a full chunk, so a trickling server is given up on within the deadline
+    plus one read timeout.
+    """
+    deadline = _clock() + _DEADLINE_S
+    request = urllib.request.Request(url, headers={"User-Agent": "lvm-course"})
+    with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+        read = getattr(response, "read1", response.read)
+        received = 0
+        for chunk in iter(lambda: read(_CHUNK), b""):
+            digest.update(chunk)
+            out.write(chunk)
+            received += len(chunk)
+            if _clock() > deadline:
+                raise TimeoutError(f"gave up after {_DEADLINE_S} s with only {received} bytes received (the "
+                                   "server is too slow); try again later, or copy the files by hand")
 
 
 def _ensure_files(split: str, data_dir, download: bool) -> tuple[Path, Path]:

@@ -11,7 +11,7 @@ import dataclasses
 
 import torch
 
-from ._checks import as_tensor, check_finite
+from ._checks import as_tensor, check_finite, check_int
 from .models.mixture import GaussianMixture
 
 __all__ = ["EMResult", "em_step", "fit_em"]
@@ -72,11 +72,9 @@ def fit_em(x, n_components: int, n_iter: int = 50, init: GaussianMixture | None 
     x = check_finite(as_tensor(x, "x"), "x")
     if x.dim() not in (1, 2) or x.shape[0] < 1:
         raise ValueError(f"x must have shape [n] or [n, d] with n >= 1, got {list(x.shape)}")
-    if isinstance(n_components, bool) or not isinstance(n_components, int) or not 1 <= n_components <= x.shape[0]:
-        raise ValueError(f"n_components must be an integer between 1 and the number of points ({x.shape[0]}), "
-                         f"got {n_components!r}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
-        raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
+    # the upper bound is the number of points: each component starts at one of them
+    n_components = check_int(n_components, "n_components", minimum=1, maximum=x.shape[0])
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
     if init is None:
         pick = torch.randperm(x.shape[0], generator=generator)[:n_components]
         spread = x.std(0).clamp_min(1e-3) if x.shape[0] > 1 else torch.ones_like(x[0])

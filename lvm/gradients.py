@@ -18,7 +18,7 @@ from typing import Callable, Literal
 
 import torch
 
-from ._checks import as_tensor, check_finite, check_positive, check_positive_int, check_shape
+from ._checks import as_tensor, check_finite, check_int, check_positive, check_positive_int, check_shape, is_integer
 
 __all__ = ["reparameterised_gradients", "score_function_gradients"]
 
@@ -96,8 +96,8 @@ def _draw(mu, std, n_samples, generator) -> tuple[torch.Tensor, torch.Tensor, to
     std = check_positive(as_tensor(std, "std", dtype=mu.dtype).to(mu.device), "std").detach()
     check_shape(std, "std", list(mu.shape), "the shape of mu")
     check_positive_int(n_samples, "n_samples")
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        generator = torch.Generator(device=mu.device).manual_seed(generator)
+    if is_integer(generator):
+        generator = torch.Generator(device=mu.device).manual_seed(check_int(generator, "generator"))
     elif generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
     eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)

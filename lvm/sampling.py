@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_positive_int
+from ._checks import check_int, check_positive_int, is_integer
 from .models.base import LatentVariableModel
 
 __all__ = ["ancestral_sample"]
@@ -28,8 +28,8 @@ def ancestral_sample(model: LatentVariableModel, n: int,
     n = check_positive_int(n, "n")
     if generator is None:
         return _draw(model, n)
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        seed = generator
+    if is_integer(generator):
+        seed = check_int(generator, "generator")
     elif isinstance(generator, torch.Generator):
         # torch.distributions draw from the global state, so fork it and seed it from the caller's generator.
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -33,9 +34,9 @@ from typing import Any, Callable
 
 import torch
 
-from ._checks import as_tensor, check_positive_int
+from ._checks import check_data, check_int, check_positive_int, values_checked
 from .bounds import elbo
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import _check_writable, _checked_path, _read, save_checkpoint
 from .device import resolve_device
 from .models.base import LatentVariableModel
 from .progress import progress_bar
@@ -43,7 +44,7 @@ from .progress import progress_bar
 __all__ = ["History", "NonFiniteLossError", "fit"]
 
 VAL_BATCH = 4096  # validation runs without gradients, so it can use much larger batches than training
-_CHECKPOINT_FORMAT = 1
+_CHECKPOINT_FORMAT = 2  # 2 added the training data's fingerprint; format 1 is still read
 
 
 @dataclasses.dataclass
@@ -115,9 +116,11 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
             Note that this re-seeds the global state, as ``torch.manual_seed`` would.
         progress: show a ``tqdm`` bar over the epochs with the train and validation ELBO, of the kind
             ``LVM_PROGRESS`` asks for (:mod:`lvm.progress`).
-        checkpoint: a file path. After every epoch the model, the optimizer, the random states and the
-            history are written there atomically; if the file exists when ``fit`` starts, training resumes
-            from it (with the ``lr`` given to this call, so a run can be resumed with a smaller one).
+        checkpoint: a file path. After every epoch the model, the optimizer, the random states, the
+            history and a fingerprint of ``x_train`` are written there atomically; if the file exists when
+            ``fit`` starts, training resumes from it and says so, with the epoch (with the ``lr`` given to
+            this call, so a run can be resumed with a smaller one). A checkpoint refuses an ``x_train`` other
+            than the one it was trained on. Its directory must be writable; that is checked before training.
         transform: applied once per epoch to the whole (device-side) training tensor, e.g.
             :func:`lvm.data.dynamic_binarize` for a fresh binarisation every epoch. Must keep the shape.
         compile: ``torch.compile`` the loss (``True``, or a ``torch.compile`` mode string such as
@@ -145,12 +148,13 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
     if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     lr = float(lr)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    if seed is not None:
+        seed = check_int(seed, "seed")
     if transform is not None and not callable(transform):
         raise ValueError(f"transform must be a function of the training tensor or None, got {type(transform).__name__}")
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise ValueError(f"checkpoint must be a file path (str or os.PathLike) or None, got {type(checkpoint).__name__}")
+    if checkpoint is not None:
+        checkpoint = _checked_path(checkpoint, "checkpoint")
+        _check_writable(checkpoint, "checkpoint")  # now, not after the first epoch's work
     if not isinstance(compile, (bool, str)):
         raise ValueError(f"compile must be a bool or a torch.compile mode string, got {compile!r}")
     device = _device(device)
@@ -160,9 +164,10 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
 
     model.to(device)
     dtype = _parameter_dtype(model)
-    x = _data(x_train, "x_train", x_dim, device, dtype)
-    xv = None if x_val is None else _data(x_val, "x_val", x_dim, device, dtype)
-    if transform is None and getattr(model, "likelihood_name", None) == "bernoulli" and not _is_binary(x):
+    bernoulli = getattr(model, "likelihood_name", None) == "bernoulli"
+    x = _data(x_train, "x_train", x_dim, device, dtype, bernoulli)
+    xv = None if x_val is None else _data(x_val, "x_val", x_dim, device, dtype, bernoulli)
+    if transform is None and bernoulli and not _is_binary(x):
         warnings.warn("x_train is not binary but the likelihood is Bernoulli: the loss is then a cross-entropy, "
                       "not a log-likelihood. Binarise the data, e.g. transform=lvm.data.dynamic_binarize.",
                       stacklevel=2)
@@ -176,8 +181,10 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
 
     history = History(device=str(device))
     start = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        start, history = _resume(Path(checkpoint), model, optimizer, generator, device, lr)
+    fingerprint = None if checkpoint is None else _fingerprint(x)
+    if checkpoint is not None and checkpoint.exists():
+        start, history = _resume(checkpoint, model, optimizer, generator, device, lr, fingerprint)
+        _announce_resume(checkpoint, start, epochs)
 
     loss_fn = _loss_function(model, n_samples)
     if compile:
@@ -189,7 +196,9 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
     was_training = model.training
     n = x.shape[0]
     try:
-        with progress_bar(total=epochs, initial=start, desc="fit", unit="epoch", enabled=progress) as bar:
+        # values_checked: the data were checked above, so encode and elbo need not wait on the device per batch.
+        with values_checked(), progress_bar(total=epochs, initial=start, desc="fit", unit="epoch",
+                                            enabled=progress) as bar:
             for epoch in range(start + 1, epochs + 1):
                 t0 = time.perf_counter()
                 model.train()
@@ -225,7 +234,8 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
                     history.val_elbo.append(val_sum / xv.shape[0])
                 history.seconds.append(seconds)
                 if checkpoint is not None:
-                    save_checkpoint(checkpoint, _state(epoch, model, optimizer, generator, device, history))
+                    save_checkpoint(checkpoint, _state(epoch, model, optimizer, generator, device, history,
+                                                       fingerprint))
                 bar.update(1)
                 bar.set_postfix(_postfix(history), refresh=False)  # shown by the next update or close
     finally:
@@ -268,9 +278,10 @@ def _transformed(transform, x: torch.Tensor) -> torch.Tensor:
 # --- checkpoints ----------------------------------------------------------------------------------------------
 
 
-def _state(epoch, model, optimizer, generator, device, history) -> dict[str, Any]:
+def _state(epoch, model, optimizer, generator, device, history, fingerprint) -> dict[str, Any]:
     """Everything a resumed run needs to continue exactly where this one stopped."""
     return {
+        "data": fingerprint,
         "format": _CHECKPOINT_FORMAT,
         "epoch": epoch,
         "model": model.state_dict(),
@@ -283,10 +294,13 @@ def _state(epoch, model, optimizer, generator, device, history) -> dict[str, Any
     }
 
 
-def _resume(path: Path, model, optimizer, generator, device, lr: float) -> tuple[int, History]:
-    state = load_checkpoint(path)
+def _resume(path: Path, model, optimizer, generator, device, lr: float,
+            fingerprint: dict[str, Any]) -> tuple[int, History]:
+    state = _read(path, "checkpoint")
+    if state.get("format") in (1, _CHECKPOINT_FORMAT):
+        _check_same_data(state.get("data"), fingerprint, path)  # before any weights are loaded into model
     try:
-        if state.get("format") != _CHECKPOINT_FORMAT:
+        if state.get("format") not in (1, _CHECKPOINT_FORMAT):
             raise ValueError(f"unknown format {state.get('format')!r}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -294,7 +308,8 @@ def _resume(path: Path, model, optimizer, generator, device, lr: float) -> tuple
         epoch = int(state["epoch"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise ValueError(f"checkpoint {str(path)!r} does not belong to this model or was not written by "
-                         f"lvm.fit: {exc}") from exc
+                         f"lvm.fit: {exc}. Pass a new checkpoint path (or delete this file) to train afresh."
+                         ) from exc
     fused = optimizer.defaults["fused"]  # the loaded groups carry the writer's choice; keep this machine's
     for group in optimizer.param_groups:
         group["lr"] = lr  # this call's lr: resuming with a smaller one is how to recover from a divergence
@@ -310,6 +325,43 @@ def _resume(path: Path, model, optimizer, generator, device, lr: float) -> tuple
                       stacklevel=3)
     history.device = str(device)
     return epoch, history
+
+
+def _fingerprint(x: torch.Tensor) -> dict[str, Any]:
+    """Shape, dtype and SHA-256 of the training tensor: what a checkpoint was trained on.
+
+    Computed once per ``fit`` call, and only with a checkpoint (one copy to the host for a GPU tensor).
+    """
+    data = x.detach().contiguous().cpu()
+    digest = hashlib.sha256(data.view(torch.uint8).numpy()).hexdigest()
+    return {"shape": list(data.shape), "dtype": str(data.dtype), "sha256": digest}
+
+
+def _check_same_data(saved: dict[str, Any] | None, now: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a run on data other than the checkpoint's (a silent mix of two runs otherwise)."""
+    if saved is None:
+        warnings.warn(f"checkpoint {str(path)!r} was written before lvm stored a fingerprint of the training "
+                      "data, so fit cannot check that x_train is the data it was trained on", stacklevel=4)
+        return
+    if saved == now:
+        return
+    if saved["shape"] != now["shape"]:
+        what = f"shape {saved['shape']} there, {now['shape']} here"
+    else:
+        what = "the same shape but different values"
+    raise ValueError(f"x_train is not the data that checkpoint {str(path)!r} was trained on ({what}). Resuming "
+                     "would continue that run on other data: pass a new checkpoint path (or delete the file) "
+                     "to train on this x_train.")
+
+
+def _announce_resume(path: Path, start: int, epochs: int) -> None:
+    """Say that ``fit`` resumed, so old weights are never returned silently."""
+    if start >= epochs:
+        print(f"fit: resumed from checkpoint {str(path)!r}, which already holds {start} epochs (epochs={epochs}): "
+              "returning its weights without training. Pass a new checkpoint path to train afresh.")
+    else:
+        print(f"fit: resumed from checkpoint {str(path)!r} after epoch {start}; training epochs {start + 1} to "
+              f"{epochs}.")
 
 
 # --- small helpers --------------------------------------------------------------------------------------------
@@ -363,17 +415,16 @@ def _parameter_dtype(model) -> torch.dtype:
     raise ValueError("model must have floating-point parameters to train")
 
 
-def _data(x, name: str, x_dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    x = as_tensor(x, name)
+def _data(x, name: str, x_dim: int, device: torch.device, dtype: torch.dtype, unit_interval: bool) -> torch.Tensor:
+    """The data set ``[n, x_dim]``, its values checked once (finite; in [0, 1] for a Bernoulli likelihood), then
+    copied to the device: the one copy of it that training makes."""
+    x = check_data(x, name, dtype=dtype, unit_interval=unit_interval)  # read where it is (on the CPU, usually)
     if x.dim() != 2 or x.shape[1] != x_dim:
         raise ValueError(f"{name} must have shape [n, {x_dim}] (n examples of the model's x_dim), "
                          f"got {list(x.shape)}")
     if x.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one example, got shape {list(x.shape)}")
-    x = x.to(device=device, dtype=dtype)  # the one copy of the data set to the device
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} must be finite: it contains NaN or inf")
-    return x
+    return x.to(device)
 
 
 def _is_binary(x: torch.Tensor) -> bool:

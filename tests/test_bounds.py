@@ -6,20 +6,13 @@ import numpy as np
 import pytest
 import torch
 from scipy import special, stats
-from torch.distributions import (Bernoulli, Categorical, Independent, Normal, StudentT,
+from torch.distributions import (Bernoulli, Categorical, Independent, MixtureSameFamily, Normal, StudentT,
                                  kl_divergence)
 
 import lvm
-from lvm import LatentVariableModel, LinearGaussian
+from lvm import LatentVariableModel
 
 DT = torch.float64
-
-
-def linear_model(d_x=4, d_z=2, sigma=0.6, seed=0, dtype=DT):
-    g = torch.Generator().manual_seed(seed)
-    W = torch.randn(d_x, d_z, generator=g, dtype=DT)
-    b = torch.randn(d_x, generator=g, dtype=DT)
-    return LinearGaussian(W.to(dtype), b.to(dtype), sigma)
 
 
 def data(model, n=5, seed=1):
@@ -108,8 +101,8 @@ def test_gaussian_kl_rejects_bad_input(args, match):
 # --- the three forms of the ELBO on the linear-Gaussian model ------------------------------------------------
 
 
-def test_three_forms_agree_with_the_closed_form():
-    model = linear_model(seed=2)
+def test_three_forms_agree_with_the_closed_form(linear_gaussian):
+    model = linear_gaussian(seed=2)
     x = data(model)
     torch.manual_seed(0)
     with torch.no_grad():
@@ -131,8 +124,8 @@ def test_three_forms_agree_with_the_closed_form():
     assert (exact < model.log_marginal(x).detach()).all()
 
 
-def test_elbo_is_tight_at_the_exact_posterior():
-    model = linear_model(seed=3)
+def test_elbo_is_tight_at_the_exact_posterior(linear_gaussian):
+    model = linear_gaussian(seed=3)
     x = data(model)
     torch.manual_seed(0)
     with torch.no_grad():
@@ -148,9 +141,9 @@ def test_elbo_is_tight_at_the_exact_posterior():
         assert ((lvm.elbo_joint_entropy(model, x, post, n_samples=s) - log_px).abs() < 4 * se).all()
 
 
-def test_elbo_falls_back_to_monte_carlo_kl():
+def test_elbo_falls_back_to_monte_carlo_kl(linear_gaussian):
     # torch has no KL(StudentT ‖ Normal): the KL term is then estimated on the same draws.
-    model = linear_model(seed=4)
+    model = linear_gaussian(seed=4)
     x = data(model, n=3)
     with torch.no_grad():
         post = model.posterior(x)
@@ -166,8 +159,8 @@ def test_elbo_falls_back_to_monte_carlo_kl():
     assert (got < model.log_marginal(x).detach()).all()
 
 
-def test_elbo_is_differentiable_through_rsample():
-    model = linear_model(seed=5)
+def test_elbo_is_differentiable_through_rsample(linear_gaussian):
+    model = linear_gaussian(seed=5)
     x = data(model, n=4)
     with torch.no_grad():
         post = model.posterior(x)
@@ -182,6 +175,23 @@ def test_elbo_is_differentiable_through_rsample():
     assert model.W.grad is not None
     # The pathwise gradient in the mean of q agrees with the closed form to Monte Carlo accuracy.
     torch.testing.assert_close(loc.grad, loc_exact.grad, rtol=0.05, atol=0.05)
+
+
+def test_elbo_refuses_a_q_it_cannot_differentiate_through(linear_gaussian):
+    # A mixture q has no rsample: z = q.sample() would leave q's parameters without a gradient.
+    model = linear_gaussian(seed=5)
+    x = data(model, n=4)
+    loc = torch.zeros(4, 3, 2, dtype=DT, requires_grad=True)
+    q = MixtureSameFamily(Categorical(logits=torch.zeros(4, 3, dtype=DT)),
+                          Independent(Normal(loc, torch.ones(4, 3, 2, dtype=DT)), 1))
+    for bound in (lvm.elbo, lvm.elbo_joint_entropy):
+        with pytest.raises(ValueError, match="q cannot be reparameterised .*MixtureSameFamily.* no gradient"):
+            bound(model, x, q)
+        with torch.no_grad():  # evaluation only: nothing to differentiate, so the value is fine
+            assert torch.isfinite(bound(model, x, q, n_samples=10)).all()
+    fixed = MixtureSameFamily(Categorical(logits=torch.zeros(4, 3, dtype=DT)),
+                              Independent(Normal(loc.detach(), torch.ones(4, 3, 2, dtype=DT)), 1))
+    assert torch.isfinite(lvm.elbo(model, x, fixed, n_samples=10)).all()  # nothing of q needs a gradient
 
 
 # --- exact enumeration for a categorical q (the mixture) ------------------------------------------------------
@@ -217,9 +227,9 @@ def test_elbo_enumerates_a_categorical_q():
 # --- importance sampling and IWAE ----------------------------------------------------------------------------
 
 
-def test_log_weights_are_constant_at_the_exact_posterior():
+def test_log_weights_are_constant_at_the_exact_posterior(linear_gaussian):
     # p(x, z) / p(z | x) = p(x) for every z: each weight is the exact marginal, whatever k or chunk size.
-    model = linear_model(seed=6)
+    model = linear_gaussian(seed=6)
     x = data(model, n=4)
     with torch.no_grad():
         post, log_px = model.posterior(x), model.log_marginal(x)
@@ -232,8 +242,8 @@ def test_log_weights_are_constant_at_the_exact_posterior():
     torch.testing.assert_close(lvm.importance_log_marginal(model, x, post, 9), log_px, rtol=1e-10, atol=1e-10)
 
 
-def test_iwae_is_the_log_mean_of_the_weights():
-    model = linear_model(seed=7)
+def test_iwae_is_the_log_mean_of_the_weights(linear_gaussian):
+    model = linear_gaussian(seed=7)
     x = data(model, n=3)
     with torch.no_grad():
         q = diagonal_q(model.posterior(x))
@@ -245,8 +255,8 @@ def test_iwae_is_the_log_mean_of_the_weights():
     assert len(set(log_w[:, 0].tolist())) == 50  # fresh draws in every chunk
 
 
-def test_iwae_with_k_1_is_an_elbo_estimate():
-    model = linear_model(seed=8)
+def test_iwae_with_k_1_is_an_elbo_estimate(linear_gaussian):
+    model = linear_gaussian(seed=8)
     x = data(model, n=3)
     with torch.no_grad():
         q = diagonal_q(model.posterior(x), shift=0.5, scale=0.7)
@@ -269,8 +279,8 @@ def test_iwae_with_k_1_is_an_elbo_estimate():
     assert (k100.mean(0) < log_px + 4 * se100).all()
 
 
-def test_naive_monte_carlo_converges_in_low_dimension():
-    model = linear_model(d_x=2, d_z=1, sigma=0.8, seed=9)
+def test_naive_monte_carlo_converges_in_low_dimension(linear_gaussian):
+    model = linear_gaussian(d_x=2, d_z=1, sigma=0.8, seed=9)
     x = data(model, n=4)
     log_px = model.log_marginal(x).detach()
     s = 200_000
@@ -293,8 +303,8 @@ def test_naive_and_importance_work_with_a_categorical_prior():
     torch.testing.assert_close(lvm.importance_log_marginal(gmm, x, gmm.posterior(x), 5), gmm.log_marginal(x))
 
 
-def test_importance_log_marginal_accepts_a_shared_proposal():
-    model = linear_model(d_x=2, d_z=1, sigma=0.8, seed=10)
+def test_importance_log_marginal_accepts_a_shared_proposal(linear_gaussian):
+    model = linear_gaussian(d_x=2, d_z=1, sigma=0.8, seed=10)
     x = data(model, n=3)
     shared = Independent(Normal(torch.zeros(1, dtype=DT), torch.full((1,), 1.5, dtype=DT)), 1)  # batch []
     torch.manual_seed(0)
@@ -321,15 +331,15 @@ def test_no_underflow_at_784_dimensions():
     assert torch.isfinite(lvm.naive_log_marginal(model, x, 200)).all()
 
 
-def test_exact_at_784_dimensions_with_the_linear_model():
-    model = linear_model(d_x=784, d_z=5, sigma=2.0, seed=11)
+def test_exact_at_784_dimensions_with_the_linear_model(linear_gaussian):
+    model = linear_gaussian(d_x=784, d_z=5, sigma=2.0, seed=11)
     x = data(model, n=3)
     with torch.no_grad():
         post, log_px = model.posterior(x), model.log_marginal(x)
     assert (log_px < -1000).all()  # p(x) itself is 0 even in float64
     torch.manual_seed(0)
     torch.testing.assert_close(lvm.iwae_bound(model, x, post, k=20), log_px, rtol=1e-9, atol=1e-7)
-    model32 = linear_model(d_x=784, d_z=5, sigma=2.0, seed=11, dtype=torch.float32)
+    model32 = linear_gaussian(d_x=784, d_z=5, sigma=2.0, seed=11, dtype=torch.float32)
     with torch.no_grad():
         x32 = x.float()
         bound32 = lvm.iwae_bound(model32, x32, model32.posterior(x32), k=20)
@@ -355,8 +365,8 @@ def test_chunks_bound_the_work_per_likelihood_call():
 
 
 @pytest.fixture
-def setup():
-    model = linear_model(seed=12)
+def setup(linear_gaussian):
+    model = linear_gaussian(seed=12)
     x = data(model, n=3)
     with torch.no_grad():
         q = diagonal_q(model.posterior(x))
@@ -366,19 +376,19 @@ def setup():
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
 def test_counts_must_be_positive_integers(setup, bad):
     model, x, q = setup
-    with pytest.raises(ValueError, match="n_samples"):
+    with pytest.raises(ValueError, match="^n_samples must be a positive integer, got"):
         lvm.elbo(model, x, q, n_samples=bad)
-    with pytest.raises(ValueError, match="n_samples"):
+    with pytest.raises(ValueError, match="^n_samples must be a positive integer, got"):
         lvm.elbo_joint_entropy(model, x, q, n_samples=bad)
-    with pytest.raises(ValueError, match="k"):
+    with pytest.raises(ValueError, match="^k must be a positive integer, got"):
         lvm.iwae_bound(model, x, q, k=bad)
-    with pytest.raises(ValueError, match="k"):
+    with pytest.raises(ValueError, match="^k must be a positive integer, got"):
         lvm.log_importance_weights(model, x, q, k=bad)
-    with pytest.raises(ValueError, match="n_samples"):
+    with pytest.raises(ValueError, match="^n_samples must be a positive integer, got"):
         lvm.naive_log_marginal(model, x, bad)
-    with pytest.raises(ValueError, match="n_samples"):
+    with pytest.raises(ValueError, match="^n_samples must be a positive integer, got"):
         lvm.importance_log_marginal(model, x, q, bad)
-    with pytest.raises(ValueError, match="chunk_size"):
+    with pytest.raises(ValueError, match="^chunk_size must be a positive integer, got"):
         lvm.iwae_bound(model, x, q, k=4, chunk_size=bad)
 
 
@@ -401,12 +411,14 @@ def test_q_must_match_the_data(setup):
 
 def test_x_must_have_a_data_axis(setup):
     model, _, q = setup
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x must have shape \[n, \.\.\.\] with n >= 1 data points, got \[\]"):
         lvm.elbo(model, torch.tensor(1.0), q)
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x must have shape \[n, \.\.\.\] with n >= 1 data points, got \[0, 4\]"):
         lvm.iwae_bound(model, torch.zeros(0, 4), q, 2)
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="^x must be a tensor or array of numbers, got str"):
         lvm.naive_log_marginal(model, "not data", 2)
+    with pytest.raises(ValueError, match=r"^x must have shape \[\*, 4\]"):
+        lvm.elbo(model, torch.zeros(3, 5, dtype=DT), q)
 
 
 def test_elbo_via_posterior_needs_a_closed_form_kl(setup):
@@ -414,3 +426,49 @@ def test_elbo_via_posterior_needs_a_closed_form_kl(setup):
     q = Independent(StudentT(5.0, torch.zeros(3, 2, dtype=DT), torch.ones(3, 2, dtype=DT)), 1)
     with pytest.raises(ValueError, match="q: no closed-form KL"):
         lvm.elbo_via_posterior(model, x, q)
+
+
+class WideDecoder(LatentVariableModel):
+    """A Bernoulli decoder whose one hidden layer has 2**16 units: 131k numbers per evaluation for 16 pixels."""
+
+    def __init__(self, z_dim=2, width=2**16, x_dim=16):
+        super().__init__()
+        self.z_dim, self.x_dim = z_dim, x_dim
+        self.hidden = torch.nn.Sequential(torch.nn.Linear(z_dim, width), torch.nn.ReLU())
+        self.draws_per_call = []
+
+    def prior(self):
+        return Independent(Normal(torch.zeros(self.z_dim), torch.ones(self.z_dim)), 1)
+
+    def likelihood(self, z):
+        self.draws_per_call.append(z.shape[0])
+        h = self.hidden(z)  # [..., 2**16]
+        logits = h.unflatten(-1, (self.x_dim, -1)).mean(-1)  # [..., 16]
+        return Independent(Bernoulli(logits=logits), 1)
+
+
+def test_default_chunks_are_sized_by_the_model_not_only_by_x():
+    # One point with 16 pixels: sized by x alone, a chunk would be 2**24 / 16 = 1M draws, here all 300 at
+    # once, 300 × 131k activations. Sized by the model, a chunk holds about 2**24 numbers: 128 draws.
+    torch.manual_seed(0)
+    model = WideDecoder()
+    x = torch.ones(1, 16)
+    q = Independent(Normal(torch.zeros(1, 2), torch.ones(1, 2)), 1)
+    with torch.random.fork_rng():
+        bound = lvm.iwae_bound(model, x, q, k=300)
+    assert torch.isfinite(bound).all()
+    # The first call is the one-draw probe that measures 2 × 2**16 numbers (the Linear's and the ReLU's
+    # outputs) per evaluation; then 2**24 / 2**17 = 128 draws per chunk.
+    assert model.draws_per_call == [1, 128, 128, 44]
+
+
+def test_the_probe_leaves_the_random_state_alone():
+    model = WideDecoder(width=64)
+    x = torch.ones(3, 16)
+    q = Independent(Normal(torch.zeros(3, 2), torch.ones(3, 2)), 1)
+    torch.manual_seed(0)
+    lvm.iwae_bound(model, x, q, k=10)
+    after_default = torch.rand(1)
+    torch.manual_seed(0)
+    lvm.iwae_bound(model, x, q, k=10, chunk_size=10)
+    assert torch.equal(torch.rand(1), after_default)

@@ -89,8 +89,37 @@ def test_loading_refuses_arbitrary_objects(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"payload": NotATensor(3)}, path)  # written by plain torch.save, not save_checkpoint
     assert torch.load(path, weights_only=False)["payload"].value == 3  # full unpickling would rebuild it...
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ValueError, match="path .* holds Python objects other than tensors") as info:
         lvm.load_checkpoint(path)  # ...weights_only loading does not
+    assert "weights_only" not in str(info.value)  # and lvm never suggests turning it off
+
+
+def _truncated(directory):
+    path = directory / "truncated.pt"
+    lvm.save_checkpoint(path, state(1))
+    path.write_bytes(path.read_bytes()[:100])
+    return path
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda d: "", ValueError, "path must be a file path .* got an empty string"),
+    (lambda d: d, ValueError, "path .* is a directory; give a file inside it"),
+    (lambda d: d / "missing.pt", FileNotFoundError, "path: there is no checkpoint file"),
+    (_truncated, ValueError, "truncated or damaged"),
+    (lambda d: (d / "t.pt").write_text("not a checkpoint") and d / "t.pt", ValueError, "truncated or damaged"),
+    (lambda d: (d / "e.pt").write_bytes(b"") is not None and d / "e.pt", ValueError, "truncated or damaged"),
+    (lambda d: torch.save([1, 2], d / "l.pt") or d / "l.pt", ValueError, "holds a list, not the dict"),
+])
+def test_unusable_files_are_explained(tmp_path, make, error, message):
+    with pytest.raises(error, match=message) as info:
+        lvm.load_checkpoint(make(tmp_path))
+    assert "weights_only" not in str(info.value)
+
+
+@pytest.mark.parametrize("path, message", [("", "empty string"), (".", "is a directory")])
+def test_saving_to_an_empty_path_or_a_directory_is_refused(path, message):
+    with pytest.raises(ValueError, match=message):
+        lvm.save_checkpoint(path, state(1))
 
 
 def test_loading_passes_weights_only_and_maps_to_the_cpu(tmp_path, monkeypatch):
@@ -118,10 +147,9 @@ def test_bad_arguments(tmp_path, call, name):
         call(tmp_path)
 
 
-def test_fit_writes_a_complete_weights_only_checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = lvm.VAE(8, 2, hidden=(8,))
-    x = (torch.rand(40, 8, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+def test_fit_writes_a_complete_weights_only_checkpoint(tmp_path, small_vae, binary_data):
+    model = small_vae(x_dim=8, hidden=(8,))
+    x = binary_data(40, 8, p=0.5)
     path = tmp_path / "fit.pt"
     history = lvm.fit(model, x, epochs=2, batch_size=16, seed=0, progress=False, device="cpu", checkpoint=path)
     saved = lvm.load_checkpoint(path)

@@ -452,3 +452,63 @@ def test_real_mnist_test_split():
     assert counts.tolist() == _MNIST_TEST_COUNTS
     assert float(x.min()) == 0.0 and float(x.max()) == 1.0
     assert 0.10 < float(x.mean()) < 0.16  # mostly black background, as in every MNIST digit
+
+
+def test_a_trickling_mirror_is_given_up_on_at_the_deadline(tmp_path, monkeypatch):
+    """A server that sends one byte at a time, each within the read timeout, never trips it: the per-file
+    deadline must stop the download, and the next mirror must be tried."""
+    import io
+
+    content = idx_gz(make_images(2))
+    labels = idx_gz(np.array([1, 2], np.uint8))
+    monkeypatch.setitem(data.MNIST_MD5, TEST_IMAGES, hashlib.md5(content).hexdigest())
+    monkeypatch.setitem(data.MNIST_MD5, TEST_LABELS, hashlib.md5(labels).hexdigest())
+    served = {TEST_IMAGES: content, TEST_LABELS: labels}
+    now = [0.0]
+    reads = []
+
+    class Trickle(io.BytesIO):
+        """Endless zero bytes, one per read, each taking 10 (simulated) seconds."""
+
+        def read(self, size=-1):
+            now[0] += 10.0
+            reads.append(1)
+            if len(reads) > 10_000:  # a safety stop for the test itself
+                return b""
+            return b"\0"
+
+        read1 = read
+
+    def fake_urlopen(request, timeout=None):
+        url = request.full_url
+        if url.startswith("https://slow.example/"):
+            return Trickle()
+        return io.BytesIO(served[url.rsplit("/", 1)[1]])
+
+    monkeypatch.setattr(data, "_clock", lambda: now[0])
+    monkeypatch.setattr(data, "MNIST_MIRRORS", ("https://slow.example/", "https://fast.example/"))
+    monkeypatch.setattr(data.urllib.request, "urlopen", fake_urlopen)
+    _, y = data.mnist("test", data_dir=tmp_path)
+    assert y.tolist() == [1, 2]
+    # Two files, each given up on the slow mirror after the 300 s deadline: 30 reads of 10 s (+1 past it).
+    assert len(reads) <= 2 * (data._DEADLINE_S // 10 + 1)
+    assert sorted(os.listdir(tmp_path / "mnist")) == sorted([TEST_IMAGES, TEST_LABELS])  # no .part left
+
+
+def test_a_mirror_that_only_trickles_is_reported(tmp_path, monkeypatch):
+    import io
+
+    now = [0.0]
+
+    class Trickle(io.BytesIO):
+        def read(self, size=-1):
+            now[0] += 10.0
+            return b"\0" if now[0] < 1e5 else b""
+
+        read1 = read
+
+    monkeypatch.setattr(data, "_clock", lambda: now[0])
+    monkeypatch.setattr(data, "MNIST_MIRRORS", ("https://slow.example/",))
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda request, timeout=None: Trickle())
+    with pytest.raises(data.MnistNotFoundError, match=r"TimeoutError: gave up after 300 s"):
+        data.mnist("test", data_dir=tmp_path)

@@ -1,9 +1,13 @@
 """The exercise checks accept right answers and explain the usual wrong ones."""
 
+import inspect
+
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Normal
 
+from lvm import exercises
 from lvm.exercises import ExerciseFeedback, check_mixture_log_density, check_responsibilities
 
 
@@ -57,3 +61,25 @@ def test_unwritten_exercise_says_so():
 
     with pytest.raises(ExerciseFeedback, match="not written yet"):
         check_mixture_log_density(stub)
+
+
+TRIAL_CHECKS = [c for c in (getattr(exercises, n) for n in exercises.__all__ if n.startswith("check_"))
+                if "n_trials" in inspect.signature(c).parameters]
+
+
+@pytest.mark.parametrize("check", TRIAL_CHECKS, ids=[c.__name__ for c in TRIAL_CHECKS])
+@pytest.mark.parametrize("n_trials", [0, -1, 2.0, True])
+def test_a_check_refuses_a_number_of_trials_that_checks_nothing(check, n_trials):
+    # n_trials=0 used to crash on a variable the empty loop never set (or to pass without checking).
+    with pytest.raises(ValueError, match="n_trials must be a positive integer"):
+        check(lambda *args: None, n_trials=n_trials)
+
+
+def test_integer_like_trials_and_seeds_are_accepted(capsys):
+    check_mixture_log_density(log_density, n_trials=np.int64(2), seed=torch.tensor(3))
+    assert "✓" in capsys.readouterr().out
+
+
+def test_a_check_refuses_what_is_not_a_function():
+    with pytest.raises(ValueError, match="fn must be your function"):
+        check_mixture_log_density(log_density(torch.zeros(2), torch.ones(1), torch.zeros(1), torch.ones(1)))

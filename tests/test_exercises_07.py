@@ -29,10 +29,9 @@ def test_right_answers_pass(capsys):
     assert "✓ log_mean_exp_stream" in capsys.readouterr().out
 
 
-def test_the_right_answer_is_what_lvm_iwae_bound_computes():
+def test_the_right_answer_is_what_lvm_iwae_bound_computes(linear_gaussian):
     # Same draws (same seed), any chunking: the streamed estimate is lvm.iwae_bound's.
-    model = lvm.LinearGaussian(torch.randn(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)),
-                               torch.zeros(6, dtype=torch.float64), 0.5)
+    model = linear_gaussian(d_x=6, d_z=2, sigma=0.5)
     x, _ = lvm.ancestral_sample(model, 4, generator=1)
     q = torch.distributions.MultivariateNormal(model.posterior(x).mean,
                                                4 * model.posterior(x).covariance_matrix)

@@ -14,13 +14,6 @@ from lvm import LinearGaussian
 DT = torch.float64
 
 
-def make_model(d_x=4, d_z=2, sigma=0.7, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    W = torch.randn(d_x, d_z, generator=g, dtype=DT)
-    b = torch.randn(d_x, generator=g, dtype=DT)
-    return LinearGaussian(W, b, sigma)
-
-
 TRUE_W = torch.tensor([[3.0, 0.0], [1.0, 2.0], [0.0, 1.5], [-1.0, 0.5], [0.5, -1.0]], dtype=DT)
 TRUE_B = torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0], dtype=DT)
 TRUE_SIGMA = 0.4
@@ -50,8 +43,8 @@ def joint_conditional(model, x):
 # --- parameters and the contract ---------------------------------------------------------------------------
 
 
-def test_parameters_are_trainable():
-    model = make_model(sigma=0.3)
+def test_parameters_are_trainable(linear_gaussian):
+    model = linear_gaussian(sigma=0.3)
     names = {name for name, _ in model.named_parameters()}
     assert names == {"W", "b", "log_sigma"}
     assert all(isinstance(p, nn.Parameter) for p in model.parameters())
@@ -62,8 +55,8 @@ def test_parameters_are_trainable():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-def test_prior_and_likelihood_shapes_and_values():
-    model = make_model()
+def test_prior_and_likelihood_shapes_and_values(linear_gaussian):
+    model = linear_gaussian(sigma=0.7)
     prior = model.prior()
     assert prior.event_shape == (2,) and prior.batch_shape == ()
     z = torch.randn(3, 5, 2, dtype=DT)
@@ -75,8 +68,8 @@ def test_prior_and_likelihood_shapes_and_values():
     assert np.isclose(float(lik.log_prob(x)[1, 2].detach()), expected, rtol=1e-12)
 
 
-def test_log_marginal_matches_scipy():
-    model = make_model(d_x=5, d_z=3, sigma=0.4)
+def test_log_marginal_matches_scipy(linear_gaussian):
+    model = linear_gaussian(d_x=5, d_z=3, sigma=0.4)
     x = torch.randn(7, 5, dtype=DT) * 2
     W, b, s = model.W.detach().numpy(), model.b.detach().numpy(), float(model.sigma.detach())
     expected = stats.multivariate_normal(b, W @ W.T + s**2 * np.eye(5)).logpdf(x.numpy())
@@ -88,8 +81,8 @@ def test_log_marginal_matches_scipy():
     np.testing.assert_allclose(marginal.covariance_matrix.detach().numpy(), W @ W.T + s**2 * np.eye(5), rtol=1e-12)
 
 
-def test_posterior_matches_joint_gaussian_conditional():
-    model = make_model(d_x=5, d_z=3, sigma=0.6)
+def test_posterior_matches_joint_gaussian_conditional(linear_gaussian):
+    model = linear_gaussian(d_x=5, d_z=3, sigma=0.6)
     x = torch.randn(6, 5, dtype=DT)
     post = model.posterior(x)
     assert isinstance(post, MultivariateNormal) and post.batch_shape == (6,) and post.event_shape == (3,)
@@ -99,9 +92,9 @@ def test_posterior_matches_joint_gaussian_conditional():
         np.testing.assert_allclose(post.covariance_matrix[i].detach().numpy(), cov, rtol=1e-9, atol=1e-12)
 
 
-def test_posterior_is_bayes_rule():
+def test_posterior_is_bayes_rule(linear_gaussian):
     # log p(z | x) = log p(z) + log p(x | z) − log p(x) at arbitrary z: Bayes' rule, point by point.
-    model = make_model(d_x=4, d_z=2, sigma=0.5, seed=3)
+    model = linear_gaussian(d_x=4, d_z=2, sigma=0.5, seed=3)
     x = torch.randn(5, 4, dtype=DT)
     z = torch.randn(10, 5, 2, dtype=DT)
     with torch.no_grad():
@@ -110,8 +103,8 @@ def test_posterior_is_bayes_rule():
     torch.testing.assert_close(lhs, rhs, rtol=1e-10, atol=1e-10)
 
 
-def test_ancestral_sampling_moments():
-    model = make_model(d_x=3, d_z=2, sigma=0.5, seed=5)
+def test_ancestral_sampling_moments(linear_gaussian):
+    model = linear_gaussian(d_x=3, d_z=2, sigma=0.5, seed=5)
     n = 40_000
     x, z = lvm.ancestral_sample(model, n, generator=123)
     assert x.shape == (n, 3) and z.shape == (n, 2)
@@ -232,8 +225,8 @@ def test_em_step_keeps_the_maximum_likelihood_fit():
     torch.testing.assert_close(stepped.b.detach(), fitted.b.detach())
 
 
-def test_em_step_rejects_bad_x():
-    model = make_model(d_x=4)
+def test_em_step_rejects_bad_x(linear_gaussian):
+    model = linear_gaussian(d_x=4, sigma=0.7)
     with pytest.raises(ValueError, match="x"):
         model.em_step(torch.randn(10, 3, dtype=DT))
 
@@ -241,8 +234,8 @@ def test_em_step_rejects_bad_x():
 # --- the closed-form ELBO ------------------------------------------------------------------------------------
 
 
-def test_elbo_exact_equals_log_marginal_at_the_posterior_and_matches_monte_carlo():
-    model = make_model(d_x=4, d_z=2, sigma=0.5, seed=11)
+def test_elbo_exact_equals_log_marginal_at_the_posterior_and_matches_monte_carlo(linear_gaussian):
+    model = linear_gaussian(d_x=4, d_z=2, sigma=0.5, seed=11)
     x = torch.randn(3, 4, dtype=DT)
     with torch.no_grad():
         post = model.posterior(x)
@@ -257,8 +250,8 @@ def test_elbo_exact_equals_log_marginal_at_the_posterior_and_matches_monte_carlo
     assert (exact < model.log_marginal(x).detach()).all()
 
 
-def test_elbo_exact_rejects_non_gaussian_or_misshaped_q():
-    model = make_model(d_x=4, d_z=2)
+def test_elbo_exact_rejects_non_gaussian_or_misshaped_q(linear_gaussian):
+    model = linear_gaussian(d_x=4, d_z=2, sigma=0.7)
     x = torch.randn(3, 4, dtype=DT)
     with pytest.raises(ValueError, match="q"):
         model.elbo_exact(x, Independent(torch.distributions.Laplace(torch.zeros(3, 2), torch.ones(3, 2)), 1))
@@ -287,8 +280,39 @@ def test_constructor_rejects_bad_input(W, b, sigma, match):
         LinearGaussian(W, b, sigma)
 
 
-def test_methods_reject_bad_x_and_z():
-    model = make_model(d_x=4, d_z=2)
+@pytest.mark.parametrize("W, sigma, message", [
+    (torch.randn(3, 2).half(), 1.0, "W must be float32 or float64, got torch.float16; convert it with W.float()"),
+    (torch.randn(3, 2).bfloat16(), 1.0, "W must be float32 or float64, got torch.bfloat16"),
+    (torch.full((3, 2), 1e20), 1.0, "too large for torch.float32: W Wᵀ"),
+    (torch.ones(3, 2), 1e30, "too large for torch.float32"),
+    (torch.ones(3, 2), 1e-30, "sigma = 1e-30 is too small for torch.float32"),
+])
+def test_constructor_refuses_parameters_it_could_not_evaluate(W, sigma, message):
+    with pytest.raises(ValueError, match=message):
+        LinearGaussian(W, torch.zeros(3, dtype=W.dtype), sigma)
+
+
+@pytest.mark.parametrize("method", ["log_marginal", "posterior", "em_step", "elbo_exact"])
+def test_empty_and_overflowing_x_are_explained(method, linear_gaussian):
+    model = linear_gaussian(d_x=4, d_z=2, sigma=0.7).float()
+
+    def call(x):
+        if method == "elbo_exact":
+            return model.elbo_exact(x, model.prior().expand((x.shape[0],)))
+        return getattr(model, method)(x)
+
+    with pytest.raises(ValueError, match=r"x must hold at least one data point, got shape \[0, 4\]"):
+        call(torch.zeros(0, 4))
+    # Finite in float64, inf in the model's float32: the message says so, not "x must be finite".
+    with pytest.raises(ValueError, match=r"x overflows torch.float32: .*1e\+300.*model.double\(\)"):
+        call(torch.full((2, 4), 1e300, dtype=DT))
+    if method in ("log_marginal", "elbo_exact"):  # squared distances overflow: log p(x) would be -inf
+        with pytest.raises(ValueError, match="x is too far out for torch.float32: .* overflowed"):
+            call(torch.full((2, 4), 1e20))
+
+
+def test_methods_reject_bad_x_and_z(linear_gaussian):
+    model = linear_gaussian(d_x=4, d_z=2, sigma=0.7)
     for bad in (torch.zeros(4), torch.zeros(3, 5), torch.zeros(2, 3, 4), torch.full((2, 4), float("nan"))):
         with pytest.raises(ValueError, match="x"):
             model.log_marginal(bad)

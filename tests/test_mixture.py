@@ -7,29 +7,27 @@ from scipy import stats
 
 import lvm
 
-WEIGHTS, MEANS, STDS = [0.3, 0.5, 0.2], [-2.5, 0.5, 3.0], [0.6, 0.9, 0.5]
+
+def components(model):
+    """(λ_k, μ_k, σ_k) of a 1-D mixture, as Python floats for scipy."""
+    return list(zip(model.weights.tolist(), model.means.tolist(), model.stds.tolist()))
 
 
-@pytest.fixture
-def mixture():
-    return lvm.GaussianMixture(torch.tensor(WEIGHTS, dtype=torch.float64),
-                               torch.tensor(MEANS, dtype=torch.float64), torch.tensor(STDS, dtype=torch.float64))
-
-
-def scipy_density(x):
-    return sum(w * stats.norm(m, s).pdf(x) for w, m, s in zip(WEIGHTS, MEANS, STDS))
+def scipy_density(model, x):
+    return sum(w * stats.norm(m, s).pdf(x) for w, m, s in components(model))
 
 
 def test_log_marginal_matches_scipy(mixture):
     x = torch.linspace(-6, 6, 101, dtype=torch.float64)
-    np.testing.assert_allclose(mixture.log_marginal(x).exp().numpy(), scipy_density(x.numpy()), rtol=1e-10)
+    np.testing.assert_allclose(mixture.log_marginal(x).exp().numpy(), scipy_density(mixture, x.numpy()),
+                               rtol=1e-10)
 
 
 def test_log_marginal_is_finite_far_in_the_tails(mixture):
     from scipy.special import logsumexp
 
     x = np.array([-200.0, 150.0])
-    log_terms = np.stack([np.log(w) + stats.norm(m, s).logpdf(x) for w, m, s in zip(WEIGHTS, MEANS, STDS)])
+    log_terms = np.stack([np.log(w) + stats.norm(m, s).logpdf(x) for w, m, s in components(mixture)])
     assert np.all(np.exp(log_terms) == 0)  # the naive sum of densities underflows here ...
     got = mixture.log_marginal(torch.from_numpy(x))
     np.testing.assert_allclose(got.numpy(), logsumexp(log_terms, axis=0), rtol=1e-10)  # ... log-sum-exp does not
@@ -42,7 +40,7 @@ def test_marginal_integrates_to_one(mixture):
 
 def test_posterior_is_bayes_rule(mixture):
     x = torch.linspace(-5, 5, 41, dtype=torch.float64)
-    joint = np.stack([w * stats.norm(m, s).pdf(x.numpy()) for w, m, s in zip(WEIGHTS, MEANS, STDS)], axis=1)
+    joint = np.stack([w * stats.norm(m, s).pdf(x.numpy()) for w, m, s in components(mixture)], axis=1)
     np.testing.assert_allclose(mixture.responsibilities(x).numpy(), joint / joint.sum(1, keepdims=True),
                                rtol=1e-9, atol=1e-12)
     assert mixture.posterior(x).batch_shape == (41,)
@@ -110,6 +108,21 @@ def test_bad_data_names_x(mixture):
     model = lvm.GaussianMixture([0.5, 0.5], torch.zeros(2, 3), torch.ones(2, 3))
     with pytest.raises(ValueError, match="x"):
         model.log_marginal(torch.zeros(4, 2))
+
+
+@pytest.mark.parametrize("method", ["log_marginal", "posterior", "responsibilities", "em_step"])
+def test_empty_and_overflowing_x_are_explained(method):
+    model = lvm.GaussianMixture([0.5, 0.5], [0.0, 1.0], [1.0, 1.0])  # float32
+    call = (lambda x: lvm.em_step(model, x)) if method == "em_step" else getattr(model, method)
+    with pytest.raises(ValueError, match=r"x must hold at least one data point, got shape \[0\]"):
+        call(torch.zeros(0))
+    with pytest.raises(ValueError, match=r"x overflows torch.float32: .*1e\+300"):
+        call(torch.tensor([0.0, 1e300], dtype=torch.float64))
+    # (x - μ)² / σ² overflows float32: every component's density is 0, log p(x) would be -inf.
+    with pytest.raises(ValueError, match="x is too far out for torch.float32: log p.x. overflowed"):
+        call(torch.tensor([0.0, 1e20]))
+    assert torch.isfinite(lvm.GaussianMixture([0.5, 0.5], [0.0, 1.0], [1.0, 1.0]).double().log_marginal(
+        torch.tensor([0.0, 1e20], dtype=torch.float64))).all()  # and in float64 it is fine
 
 
 def test_bad_latent_values_name_z(mixture):

@@ -24,14 +24,24 @@ def test_probability_vector_tolerates_rounding_only():
         _checks.check_probability_vector(torch.tensor([0.3, 0.3]), "weights")
 
 
-def test_default_device_is_cuda_when_present():
-    expected = "cuda" if torch.cuda.is_available() else default_device().type
-    assert default_device().type == expected
-    assert resolve_device(None) == default_device()
+@pytest.mark.parametrize("cuda, mps, expected", [
+    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu"),
+])
+def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    # Whatever this machine has: the availability of each backend is what the test sets.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert default_device() == torch.device(expected)
+    assert resolve_device(None) == torch.device(expected)
+
+
+def test_resolve_and_describe_device():
     assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="device"):
+    assert resolve_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="device must be None, 'cpu', 'cuda', 'mps' or a torch.device, got 'tpu"):
         resolve_device("tpu-please")
-    assert lvm.describe_device("cpu").startswith("cpu")
+    assert lvm.describe_device("cpu") == f"cpu ({torch.get_num_threads()} threads)"
+    assert lvm.describe_device("mps") == "mps (Apple GPU)"
 
 
 def test_profiles(monkeypatch):
@@ -110,3 +120,30 @@ def test_history_plot_shows_both_curves():
     lvm.plot.plot_history(lvm.History(epoch=[1], train_elbo=[-1.0]), ax=ax)  # no validation set
     assert len(ax.get_lines()) == 1
     plt.close("all")
+
+
+def test_integer_like_arguments_are_accepted_everywhere():
+    import numpy as np
+
+    mixture = lvm.GaussianMixture([0.5, 0.5], [-2.0, 2.0], [1.0, 1.0])
+    x, _ = lvm.ancestral_sample(mixture, np.int64(50), generator=np.int64(0))
+    assert x.shape == (50,)
+    assert lvm.ancestral_sample(mixture, torch.tensor(3), generator=torch.tensor(1))[0].shape == (3,)
+    result = lvm.fit_em(x, np.int64(2), n_iter=torch.tensor(3), generator=torch.Generator().manual_seed(0))
+    assert len(result.log_likelihood) == 4
+    data = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    linear = lvm.LinearGaussian.fit(data, np.int64(2), ddof=np.int64(1))
+    q = linear.posterior(data)
+    assert lvm.iwae_bound(linear, data, q, k=np.int64(3), chunk_size=torch.tensor(2)).shape == (30,)
+    assert lvm.elbo(linear, data, q, n_samples=np.int32(2)).shape == (30,)
+    vae = lvm.VAE(np.int64(4), np.int64(2), hidden=(np.int64(8),))
+    assert vae.z_dim == 2 and isinstance(vae.x_dim, int)
+
+
+@pytest.mark.parametrize("bad, shown", [(2.5, "2.5 (a float)"), ("3", "'3' (a str)"), (True, "True (a bool)"),
+                                        (torch.tensor(2.0), "(a Tensor)"), (0, "got 0")])
+def test_non_integers_are_refused_with_a_message_that_says_why(bad, shown):
+    mixture = lvm.GaussianMixture([1.0], [0.0], [1.0])
+    with pytest.raises(ValueError, match="n must be a positive integer, got") as info:
+        lvm.ancestral_sample(mixture, bad)
+    assert shown in str(info.value)

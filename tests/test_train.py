@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -82,9 +83,26 @@ def test_validation_elbo_matches_an_independent_evaluation():
     assert abs(history.val_elbo[-1] - float(estimate)) < 0.3
 
 
-def test_no_validation_data_gives_an_empty_val_elbo_and_n_samples_is_accepted():
-    history = lvm.fit(new_model(), prototype_data(64), epochs=2, seed=0, n_samples=3, **FIT)
+def test_no_validation_data_gives_an_empty_val_elbo():
+    history = lvm.fit(new_model(), prototype_data(64), epochs=2, seed=0, **FIT)
     assert history.val_elbo == [] and len(history.train_elbo) == 2
+
+
+@pytest.mark.parametrize("n_samples", [1, 3])
+def test_n_samples_is_the_number_of_draws_of_z_per_example(n_samples):
+    model = new_model()
+    shapes = []
+    decode = model.likelihood
+
+    def spy(z):
+        shapes.append(tuple(z.shape))
+        return decode(z)
+
+    model.likelihood = spy  # an instance attribute: this model only
+    lvm.fit(model, prototype_data(64), epochs=1, seed=0, n_samples=n_samples, x_val=prototype_data(20),
+            **(FIT | {"batch_size": 32}))
+    # Two training batches of 32, then the validation set in one batch: z is [S, B, z_dim] every time.
+    assert shapes == [(n_samples, 32, 2), (n_samples, 32, 2), (n_samples, 20, 2)]
 
 
 def test_gaussian_and_conv_models_train():
@@ -98,6 +116,32 @@ def test_gaussian_and_conv_models_train():
     images = (torch.rand(8, 784, generator=g) < 0.2).float()
     h = lvm.fit(conv, images, epochs=1, batch_size=4, seed=0, progress=False, device="cpu")
     assert len(h.train_elbo) == 1 and math.isfinite(h.train_elbo[0])
+
+
+def test_fit_reads_from_the_device_once_per_epoch_not_once_per_batch(monkeypatch, small_vae, binary_data):
+    # Every way a tensor's value reaches Python is a host-device synchronisation on a GPU. The input checks of
+    # encode and elbo must not run per batch inside fit, which checked its data once before the loop.
+    reads = []
+
+    def counted(name):
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *args, **kwargs):
+            reads.append(name)
+            return original(self, *args, **kwargs)
+        return read
+
+    for name in ("__bool__", "item", "tolist", "__float__", "__int__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, counted(name))
+    x = binary_data(256, 16)
+    counts = {}
+    for epochs in (1, 3):
+        reads.clear()
+        lvm.fit(small_vae(hidden=(8,)), x, epochs=epochs, batch_size=16, x_val=x[:40], seed=0, progress=False,
+                device="cpu")
+        counts[epochs] = len(reads)
+    assert counts[3] - counts[1] == 2  # one read per further epoch, though each epoch has 16 batches
+    assert counts[1] < 16  # and the one-time checks before the loop are a handful
 
 
 # --- determinism and resume ---------------------------------------------------------------------------------
@@ -169,6 +213,105 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         lvm.fit(wider, x, epochs=2, seed=0, checkpoint=path, **FIT)
 
 
+def test_resuming_says_so_and_from_which_epoch(tmp_path, capsys):
+    x = prototype_data(64)
+    path = tmp_path / "ckpt.pt"
+    lvm.fit(new_model(), x, epochs=2, seed=0, checkpoint=path, **FIT)
+    assert "resumed" not in capsys.readouterr().out  # a fresh run has nothing to announce
+    lvm.fit(new_model(), x, epochs=3, seed=0, checkpoint=path, **FIT)
+    out = capsys.readouterr().out
+    assert "resumed from checkpoint" in out and "after epoch 2" in out and "epochs 3 to 3" in out
+    lvm.fit(new_model(), x, epochs=3, seed=0, checkpoint=path, **FIT)
+    out = capsys.readouterr().out
+    assert "already holds 3 epochs" in out and "without training" in out
+
+
+@pytest.mark.parametrize("other", [
+    lambda x: 1 - x,  # same shape, other values
+    lambda x: x[:48],  # another size
+])
+def test_resume_refuses_data_the_checkpoint_was_not_trained_on(tmp_path, other):
+    x = prototype_data(64)
+    path = tmp_path / "ckpt.pt"
+    lvm.fit(new_model(), x, epochs=1, seed=0, checkpoint=path, **FIT)
+    model = new_model(seed=4)
+    before = params(model)
+    with pytest.raises(ValueError, match="x_train is not the data that checkpoint .* was trained on"):
+        lvm.fit(model, other(x), epochs=2, seed=0, checkpoint=path, **FIT)
+    assert_same_params(before, params(model))  # nothing of the old run was loaded into it
+    assert lvm.load_checkpoint(path)["epoch"] == 1
+
+
+def test_a_checkpoint_from_before_fingerprints_resumes_with_a_warning(tmp_path):
+    x = prototype_data(64)
+    path = tmp_path / "ckpt.pt"
+    lvm.fit(new_model(), x, epochs=1, seed=0, checkpoint=path, **FIT)
+    old = lvm.load_checkpoint(path)
+    del old["data"]
+    lvm.save_checkpoint(path, old | {"format": 1})  # as lvm wrote it before storing the data's fingerprint
+    with pytest.warns(UserWarning, match="cannot check that x_train is the data it was trained on"):
+        history = lvm.fit(new_model(), x, epochs=2, seed=0, checkpoint=path, **FIT)
+    assert history.epoch == [1, 2] and lvm.load_checkpoint(path)["format"] == 2
+
+
+def test_an_unwritable_checkpoint_location_is_refused_before_training(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    model = new_model()
+    before = params(model)
+    with pytest.raises(ValueError, match="checkpoint: cannot write a checkpoint in"):
+        lvm.fit(model, prototype_data(64), epochs=1, seed=0, checkpoint=blocker / "ckpt.pt", **FIT)
+    assert_same_params(before, params(model))  # no epoch was trained first
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes to read-only directories")
+def test_a_read_only_checkpoint_directory_is_refused_before_training(tmp_path):
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match="checkpoint: cannot write"):
+            lvm.fit(new_model(), prototype_data(64), epochs=1, seed=0, checkpoint=read_only / "c.pt", **FIT)
+    finally:
+        read_only.chmod(0o700)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: "", "empty string"),
+    (lambda d: d, "is a directory"),
+    (lambda d: _write(d / "trunc.pt", _checkpoint_bytes(d)[:200]), "truncated or damaged"),
+    (lambda d: _write(d / "text.pt", b"hello, world"), "truncated or damaged"),
+    (lambda d: _save(d / "list.pt", [torch.ones(2)]), "holds a list, not the dict"),
+    (lambda d: _save(d / "foreign.pt", {"model": NotAModel()}), "objects other than tensors"),
+])
+def test_unusable_checkpoints_are_explained(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(ValueError, match="checkpoint") as info:
+        lvm.fit(new_model(), prototype_data(16), epochs=1, checkpoint=path, **FIT)
+    assert message in str(info.value)
+    assert "weights_only" not in str(info.value) and info.value.__cause__ is None
+
+
+class NotAModel:
+    """Any class: a weights_only load refuses to rebuild it."""
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def _save(path, obj):
+    torch.save(obj, path)
+    return path
+
+
+def _checkpoint_bytes(directory) -> bytes:
+    path = directory / "whole.pt"
+    lvm.fit(new_model(), prototype_data(16), epochs=1, seed=0, checkpoint=path, **FIT)
+    return path.read_bytes()
+
+
 # --- the NaN guard ------------------------------------------------------------------------------------------
 
 
@@ -227,6 +370,11 @@ def _bad_cases():
         (dict(seed="zero"), "seed"), (dict(n_samples=0), "n_samples"),
         (dict(transform=5), "transform"), (dict(transform=lambda t: t[:, :3]), "transform"),
         (dict(checkpoint=42), "checkpoint"), (dict(compile=3), "compile"),
+        (dict(x_train=255 * x), r"x_train must lie in \[0, 1\] for a Bernoulli likelihood"),
+        (dict(x_val=255 * x), r"x_val must lie in \[0, 1\]"),
+        (dict(x_train=x.to(torch.complex64)), "x_train must be real"),
+        (dict(x_train=x.double() * 1e300), "x_train must lie in|x_train overflows"),
+        (dict(seed=1.0), r"seed must be an integer, got 1\.0 \(a float\)"),
     ]
 
 
@@ -236,6 +384,24 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     x_train = args.pop("x_train")
     with pytest.raises(ValueError, match=name):
         lvm.fit(new_model(), x_train, **args)
+
+
+def test_integer_like_arguments_are_integers():
+    import numpy as np
+
+    history = lvm.fit(new_model(), prototype_data(16), epochs=np.int64(2), batch_size=torch.tensor(8),
+                      seed=np.int32(0), n_samples=np.int64(1), progress=False, device="cpu")
+    assert history.epoch == [1, 2]
+
+
+def test_a_bernoulli_model_refuses_pixels_in_0_255_before_training():
+    model = new_model()
+    before = params(model)
+    with pytest.raises(ValueError, match="Scale 8-bit images by 1/255"):
+        lvm.fit(model, 255 * prototype_data(16), epochs=1, **FIT)
+    assert_same_params(before, params(model))
+    h = lvm.fit(new_model(likelihood="gaussian"), 255 * prototype_data(16), epochs=1, **FIT)  # no range there
+    assert math.isfinite(h.train_elbo[0])
 
 
 def test_a_model_without_an_encoder_is_refused():
@@ -261,7 +427,8 @@ def test_grey_levels_with_a_bernoulli_likelihood_warn():
         lvm.fit(new_model(), grey_data(32), epochs=1, seed=0, **FIT)
 
 
-def test_progress_bar_shows_the_elbo(capsys):
+def test_progress_bar_shows_the_elbo(capsys, monkeypatch):
+    monkeypatch.setenv("LVM_PROGRESS", "auto")  # whatever the environment running the tests says
     lvm.fit(new_model(), prototype_data(32), epochs=2, seed=0, x_val=prototype_data(16),
             **(FIT | {"progress": True}))
     err = capsys.readouterr().err

@@ -25,11 +25,6 @@ def make_vae(likelihood: str, architecture: str, z_dim: int = 3, **kw) -> lvm.VA
     return lvm.VAE(x_dim, z_dim, hidden, likelihood, architecture=architecture, **kw)
 
 
-def binary_data(n: int, d: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, d, generator=g) < 0.3).float()
-
-
 CASES = [(lik, arch) for lik in ("bernoulli", "gaussian") for arch in ("mlp", "conv")]
 
 
@@ -37,7 +32,7 @@ CASES = [(lik, arch) for lik in ("bernoulli", "gaussian") for arch in ("mlp", "c
 
 
 @pytest.mark.parametrize("likelihood, architecture", CASES)
-def test_shapes_of_encode_likelihood_decode_and_sampling(likelihood, architecture):
+def test_shapes_of_encode_likelihood_decode_and_sampling(likelihood, architecture, binary_data):
     vae = make_vae(likelihood, architecture, z_dim=3)
     n, k = 2, 5
     x = binary_data(n, vae.x_dim)
@@ -73,7 +68,7 @@ def test_ancestral_sample_is_reproducible_with_a_seed():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
-def test_model_follows_dtype_and_device_moves():
+def test_model_follows_dtype_and_device_moves(binary_data):
     vae = make_vae("gaussian", "mlp", sigma=0.3).double()
     assert vae.prior().mean.dtype == torch.float64
     assert vae.encode(binary_data(2, 16)).mean.dtype == torch.float64  # float32 input is cast to the model
@@ -90,7 +85,7 @@ def test_prior_is_standard_normal():
     np.testing.assert_allclose(vae.prior().log_prob(z).numpy(), expected, rtol=1e-5)
 
 
-def test_bernoulli_likelihood_is_the_product_of_pixel_bernoullis():
+def test_bernoulli_likelihood_is_the_product_of_pixel_bernoullis(binary_data):
     vae = make_vae("bernoulli", "mlp").double()
     z = torch.randn(7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     x = binary_data(7, 16, seed=3).double()
@@ -125,7 +120,7 @@ def test_learned_sigma_is_a_parameter_that_gets_gradients_and_fixed_sigma_is_not
     assert set(fixed.state_dict()) == {k for k, _ in fixed.named_parameters()}  # only learned things are saved
 
 
-def test_encoder_scale_stays_positive_and_finite_for_extreme_raw_outputs():
+def test_encoder_scale_stays_positive_and_finite_for_extreme_raw_outputs(binary_data):
     vae = make_vae("bernoulli", "mlp", z_dim=3)
     last = vae.encoder[-1]
     x = binary_data(3, 16)
@@ -296,6 +291,43 @@ def test_wrong_input_shapes_raise_value_error():
         vae.decode(torch.tensor(1.0))
     with pytest.raises(ValueError, match="Bernoulli"):
         vae.observation_scale()
+
+
+BAD_X = [
+    (torch.full((2, 16), float("nan")), "x must be finite"),
+    (torch.full((2, 16), float("inf")), "x must be finite"),
+    (torch.ones(2, 16, dtype=torch.complex64), "x must be real, got complex"),
+    (torch.full((2, 16), 255.0), r"x must lie in \[0, 1\] for a Bernoulli likelihood .* 1/255"),
+    (torch.full((2, 16), -0.5), r"x must lie in \[0, 1\]"),
+]
+
+
+@pytest.mark.parametrize("x, message", BAD_X)
+def test_encode_elbo_and_iwae_refuse_bad_x(x, message, binary_data):
+    vae = make_vae("bernoulli", "mlp")
+    q = vae.encode(binary_data(2, 16))
+    for call in (lambda: vae.encode(x), lambda: lvm.elbo(vae, x, q), lambda: lvm.iwae_bound(vae, x, q, k=2)):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_grey_levels_and_any_real_x_are_accepted_where_they_belong():
+    grey = torch.rand(3, 16, generator=torch.Generator().manual_seed(0))
+    bernoulli = make_vae("bernoulli", "mlp")
+    assert torch.isfinite(lvm.elbo(bernoulli, grey, bernoulli.encode(grey))).all()  # grey levels are in [0, 1]
+    gaussian = make_vae("gaussian", "mlp")
+    x = 255 * grey  # a Gaussian likelihood has no range
+    assert torch.isfinite(lvm.elbo(gaussian, x, gaussian.encode(x))).all()
+
+
+def test_x_and_z_are_converted_to_the_model():
+    # The model in float64, the inputs in float32: the same .to() that converts them moves them to its
+    # device (test_meta_device.py checks the device).
+    vae = make_vae("gaussian", "mlp").double()
+    q = vae.encode(torch.rand(2, 16))
+    assert q.mean.dtype == torch.float64
+    assert vae.decode(torch.zeros(4, 3)).dtype == torch.float64
+    assert vae._check_x(torch.rand(2, 16)).device == vae.prior_loc.device
 
 
 def test_conv_networks_have_the_documented_layers():

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch.distributions import kl_divergence
 
-from ._feedback import ExerciseFeedback, _call, _close
+from ._feedback import ExerciseFeedback, _call, _close, _start
 
 __all__ = ["check_gaussian_kl"]
 
@@ -20,7 +20,7 @@ def check_gaussian_kl(fn: Callable, n_trials: int = 20, seed: int = 4) -> None:
     """
     from torch.distributions import Normal
 
-    gen = torch.Generator().manual_seed(seed)
+    n_trials, gen = _start(fn, seed, n_trials)
     for _ in range(n_trials):
         n = int(torch.randint(2, 6, (1,), generator=gen))
         d = n + int(torch.randint(1, 4, (1,), generator=gen))  # d != n, so a sum over the wrong axis shows

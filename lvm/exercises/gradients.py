@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from ._feedback import ExerciseFeedback, _close
+from ._feedback import ExerciseFeedback, _close, _start
 
 __all__ = ["check_score_function_estimator", "check_reparameterised_sample"]
 
@@ -24,7 +24,7 @@ def check_score_function_estimator(fn: Callable, n_trials: int = 12, seed: int =
     ``z`` to ``[S]``. The answer is f(z_s) ∇_μ log q(z_s) and f(z_s) ∇_σ log q(z_s) for each sample: two
     tensors of shape ``[S, d]``.
     """
-    gen = torch.Generator().manual_seed(seed)
+    n_trials, gen = _start(fn, seed, n_trials)
     integrands = _test_integrands()
     for trial in range(n_trials):
         name, f = integrands[trial % len(integrands)]
@@ -88,7 +88,7 @@ def check_reparameterised_sample(fn: Callable, n_trials: int = 12, seed: int = 6
     covariance is L Lᵀ), ``eps`` is ``[S, d]`` standard normal noise, one row per sample; z must be
     ``[S, d]`` and gradients must flow from z back to ``mu`` and ``scale_tril``.
     """
-    gen = torch.Generator().manual_seed(seed)
+    n_trials, gen = _start(fn, seed, n_trials)
     for _ in range(n_trials):
         d = int(torch.randint(2, 5, (1,), generator=gen))
         s = d + 2 + int(torch.randint(0, 5, (1,), generator=gen))

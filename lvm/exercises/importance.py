@@ -9,7 +9,7 @@ import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
 from ..models.linear import LinearGaussian
-from ._feedback import ExerciseFeedback, _call, _close
+from ._feedback import ExerciseFeedback, _call, _close, _start
 
 __all__ = ["check_importance_estimate"]
 
@@ -22,7 +22,7 @@ def check_importance_estimate(fn: Callable, seed: int = 3) -> None:
     whose log p(x) is exact: the exact posterior as proposal (every weight equals p(x), so the estimate must
     be exact), a broadened posterior (within six standard errors), and D = 784 (p(x) underflows).
     """
-    gen = torch.Generator().manual_seed(seed)
+    _, gen = _start(fn, seed)
     for trial in range(5):
         d_x = int(torch.randint(2, 7, (1,), generator=gen))
         model, x = _random_linear_gaussian(gen, d_x, int(torch.randint(1, d_x, (1,), generator=gen)))

@@ -8,7 +8,7 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from ..models.linear import LinearGaussian
-from ._feedback import ExerciseFeedback, _close
+from ._feedback import ExerciseFeedback, _close, _copies, _start
 
 __all__ = ["check_ppca_posterior"]
 
@@ -24,7 +24,7 @@ def _ppca_posterior_reference(x, W, b, sigma, m_extra: float | None = None):
 def _posterior_pair(fn: Callable, name: str, *args) -> tuple[torch.Tensor, torch.Tensor]:
     """Call ``fn``; accept ``(mean, cov)`` or a ``MultivariateNormal``; return both as float64 tensors."""
     try:
-        out = fn(*args)
+        out = fn(*_copies(*args))
     except NotImplementedError:
         raise ExerciseFeedback(f"{name} is not written yet (it raised NotImplementedError).") from None
     if isinstance(out, MultivariateNormal):
@@ -46,7 +46,7 @@ def check_ppca_posterior(fn: Callable, n_trials: int = 10, seed: int = 2) -> Non
     ``mean`` of shape ``[n, D_z]`` and ``cov`` of shape ``[D_z, D_z]`` (the same for every x; a stack
     ``[n, D_z, D_z]`` or a ``MultivariateNormal`` is accepted too).
     """
-    gen = torch.Generator().manual_seed(seed)
+    n_trials, gen = _start(fn, seed, n_trials)
     f64 = torch.float64
     n = 9  # more points than latent dimensions, so a transposed mean cannot have the right shape
     for _ in range(n_trials):

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from ..models.mixture import GaussianMixture
-from ._feedback import ExerciseFeedback, _call, _close
+from ._feedback import ExerciseFeedback, _call, _close, _start
 
 __all__ = ["check_mixture_log_density", "check_responsibilities"]
 
@@ -24,7 +24,7 @@ def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -
 
     ``x`` is ``[n]``; ``weights``, ``means``, ``stds`` are ``[K]``; the answer must be ``[n]``.
     """
-    gen = torch.Generator().manual_seed(seed)
+    n_trials, gen = _start(fn, seed, n_trials)
     for _ in range(n_trials):
         model = _random_mixture(gen)
         x = 8 * torch.rand(7, generator=gen, dtype=torch.float64) - 4
@@ -64,7 +64,7 @@ def _check_far_tail(fn: Callable) -> None:
 
 def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> None:
     """Check ``fn(x, weights, means, stds) -> [n, K]`` posterior probabilities p(z = k | x) (eq. ``responsibilities``)."""
-    gen = torch.Generator().manual_seed(seed)
+    n_trials, gen = _start(fn, seed, n_trials)
     for _ in range(n_trials):
         model = _random_mixture(gen)
         x = 8 * torch.rand(6, generator=gen, dtype=torch.float64) - 4

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from ._feedback import ExerciseFeedback, _call, _close
+from ._feedback import ExerciseFeedback, _call, _close, _start
 
 __all__ = ["check_vae_loss"]
 
@@ -27,7 +27,7 @@ def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
     ``mu`` and ``sigma`` ``[B, D_z]`` the encoder's; the answer is the scalar
     −(1/B) Σ_i [log p(x_i | z_i) − KL(q_i ‖ N(0, I))]. A last test uses logits of ±60 (a confident decoder).
     """
-    gen = torch.Generator().manual_seed(seed)
+    n_trials, gen = _start(fn, seed, n_trials)
     f64 = torch.float64
     for _ in range(n_trials):
         b = int(torch.randint(2, 7, (1,), generator=gen))

@@ -6,9 +6,13 @@ of the importance-sampled likelihood serves the mixture, the linear-Gaussian mod
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from torch.distributions import Distribution
+
+from .._checks import check_data
 
 __all__ = ["LatentVariableModel"]
 
@@ -28,6 +32,18 @@ class LatentVariableModel(nn.Module):
     def joint_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, z) = log p(z) + log p(x | z), the integrand of the marginal likelihood."""
         return self.prior().log_prob(z) + self.likelihood(z).log_prob(x)
+
+    def _check_x(self, x) -> torch.Tensor:
+        """x as the bounds hand it to the model: real and finite (read where it is), then on the model's
+        device. Models with more to check (shapes, ranges) override this."""
+        device = self._device()
+        return check_data(x, "x", device=device)
+
+    def _device(self) -> torch.device | None:
+        """Where the model's parameters and buffers live; ``None`` for a model that registers none."""
+        for tensor in itertools.chain(self.parameters(), self.buffers()):
+            return tensor.device
+        return None
 
     def posterior(self, x: torch.Tensor) -> Distribution:
         """The exact p(z | x), for models where it is tractable."""

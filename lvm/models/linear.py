@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
-from .._checks import as_tensor, check_finite, check_positive, check_shape
+from .._checks import (as_tensor, check_data, check_finite, check_int, check_nonempty, check_overflow,
+                       check_positive, check_same_device, check_shape, readable, validation)
 from .base import LatentVariableModel
 
 __all__ = ["LinearGaussian"]
@@ -34,12 +35,16 @@ class LinearGaussian(LatentVariableModel):
         W = check_finite(as_tensor(W, "W"), "W")
         if W.dim() != 2 or W.shape[0] < 1 or W.shape[1] < 1:
             raise ValueError(f"W must be a matrix of shape [d_x, d_z], got {list(W.shape)}")
+        if W.dtype not in (torch.float32, torch.float64):
+            # The marginal and the posterior need Cholesky factorisations, which torch has only in these two.
+            raise ValueError(f"W must be float32 or float64, got {W.dtype}; convert it with W.float()")
         b = check_finite(as_tensor(b, "b", dtype=W.dtype).to(W.device), "b")
         check_shape(b, "b", [W.shape[0]], "one offset per row of W")
         sigma = as_tensor(sigma, "sigma", dtype=W.dtype).to(W.device)
         if sigma.numel() != 1:
             raise ValueError(f"sigma must be a positive scalar, got shape {list(sigma.shape)}")
         sigma = check_positive(sigma.reshape(()), "sigma")
+        _check_representable(W, sigma)
         self.W = nn.Parameter(W.detach().clone())
         self.b = nn.Parameter(b.detach().clone())
         self.log_sigma = nn.Parameter(sigma.detach().log())
@@ -60,16 +65,16 @@ class LinearGaussian(LatentVariableModel):
     def prior(self) -> Independent:
         """p(z) = N(0, I), event shape ``[d_z]``."""
         zeros = torch.zeros(self.z_dim, dtype=self.W.dtype, device=self.W.device)
-        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+        return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=validation(zeros)), 1)
 
     def likelihood(self, z: torch.Tensor) -> Independent:
         """p(x | z) = N(W z + b, σ² I), event shape ``[d_x]``, batched over the leading dimensions of ``z``."""
-        z = as_tensor(z, "z", dtype=self.W.dtype)
+        z = as_tensor(z, "z", dtype=self.W.dtype).to(self.W.device)
         if z.dim() < 1 or z.shape[-1] != self.z_dim:
             raise ValueError(f"z must have shape [..., {self.z_dim}] (its last dimension is d_z), "
                              f"got {list(z.shape)}")
         mean = z @ self.W.T + self.b
-        return Independent(Normal(mean, self.sigma.expand_as(mean)), 1)
+        return Independent(Normal(mean, self.sigma.expand_as(mean), validate_args=validation(mean)), 1)
 
     def marginal_covariance(self) -> torch.Tensor:
         """W Wᵀ + σ² I, shape ``[d_x, d_x]``."""
@@ -78,11 +83,13 @@ class LinearGaussian(LatentVariableModel):
 
     def marginal(self) -> MultivariateNormal:
         """p(x) = ∫ p(z) p(x | z) dz = N(b, W Wᵀ + σ² I) (eq. ``lg-marginal``)."""
-        return MultivariateNormal(self.b, covariance_matrix=self.marginal_covariance())
+        return MultivariateNormal(self.b, covariance_matrix=self.marginal_covariance(),
+                                  validate_args=validation(self.b))
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """The exact log p(x), shape ``[n]`` for x of shape ``[n, d_x]``."""
-        return self.marginal().log_prob(self._check_x(x))
+        x = self._check_x(x)
+        return check_overflow(self.marginal().log_prob(x), x, "log p(x)")
 
     def posterior(self, x: torch.Tensor) -> MultivariateNormal:
         """p(z | x) = N(M⁻¹ Wᵀ (x − b), σ² M⁻¹) with M = WᵀW + σ² I (eq. ``lg-posterior``), batch ``[n]``.
@@ -93,9 +100,10 @@ class LinearGaussian(LatentVariableModel):
         x = self._check_x(x)
         m_inv = torch.cholesky_inverse(torch.linalg.cholesky(self._m_matrix()))
         mean = (x - self.b) @ self.W @ m_inv  # M⁻¹ is symmetric: row n is (M⁻¹ Wᵀ (x_n − b))ᵀ
+        check_overflow(mean, x, "the posterior mean")
         cov = self.sigma**2 * m_inv
         cov = 0.5 * (cov + cov.T)  # exactly symmetric for the Cholesky inside MultivariateNormal
-        return MultivariateNormal(mean, covariance_matrix=cov)
+        return MultivariateNormal(mean, covariance_matrix=cov, validate_args=validation(mean))
 
     def elbo_exact(self, x: torch.Tensor, q: Distribution) -> torch.Tensor:
         """The ELBO E_q[log p(x | z)] − KL(q ‖ p(z)) in closed form for a Gaussian q, shape ``[n]``.
@@ -109,6 +117,7 @@ class LinearGaussian(LatentVariableModel):
                 or an ``Independent(Normal, 1)`` (diagonal).
         """
         x = self._check_x(x)
+        check_same_device(q, self.W.device, "q", "the model")
         mean, cov = _gaussian_moments(q, self.z_dim, x.shape[0])
         d_x, d_z = self.x_dim, self.z_dim
         var = self.sigma**2
@@ -119,7 +128,7 @@ class LinearGaussian(LatentVariableModel):
         recon = -0.5 * d_x * torch.log(2 * torch.pi * var) - 0.5 * expected_sq / var
         logdet = 2 * torch.linalg.cholesky(cov).diagonal(dim1=-2, dim2=-1).log().sum(-1)
         kl = 0.5 * (cov.diagonal(dim1=-2, dim2=-1).sum(-1) + (mean**2).sum(-1) - d_z - logdet)
-        return recon - kl
+        return check_overflow(recon - kl, x, "the ELBO")
 
     @classmethod
     def fit(cls, x, z_dim: int, ddof: int = 0) -> "LinearGaussian":
@@ -139,10 +148,8 @@ class LinearGaussian(LatentVariableModel):
         if x.dim() != 2:
             raise ValueError(f"x must have shape [n, d_x], got {list(x.shape)}")
         n, d_x = x.shape
-        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or not 1 <= z_dim < d_x:
-            raise ValueError(f"z_dim must be an integer with 1 <= z_dim < d_x = {d_x}, got {z_dim!r}")
-        if isinstance(ddof, bool) or ddof not in (0, 1):
-            raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
+        z_dim = check_int(z_dim, "z_dim", minimum=1, maximum=d_x - 1)  # z_dim < d_x: some noise is left
+        ddof = check_int(ddof, "ddof", minimum=0, maximum=1)
         # The centred data span at most n - 1 directions: with n <= z_dim + 1 every discarded eigenvalue is 0.
         if n < z_dim + 2:
             raise ValueError(f"x has too few points ({n}) to fit z_dim = {z_dim}: need at least {z_dim + 2}")
@@ -172,7 +179,7 @@ class LinearGaussian(LatentVariableModel):
         n = x.shape[0]
         W, b, var = self.W, self.b, self.sigma**2
         m_inv = torch.cholesky_inverse(torch.linalg.cholesky(self._m_matrix()))
-        ez = (x - b) @ W @ m_inv  # [n, d_z]
+        ez = check_overflow((x - b) @ W @ m_inv, x, "E[z | x]")  # [n, d_z]
         ez_mean = ez.mean(0)
         x_mean = x.mean(0)
         # Centred sufficient statistics: the intercept b is profiled out of the regression.
@@ -184,6 +191,7 @@ class LinearGaussian(LatentVariableModel):
         # σ² = (1 / (n d_x)) Σ_n E‖x_n − W z_n − b‖², in centred form (b_new makes the cross terms with z̄ vanish)
         xc = x - x_mean
         expected_sq = (xc**2).sum() - 2 * (W_new * sxz).sum() + (W_new.T @ W_new * szz).sum()
+        check_overflow(expected_sq, x, "the expected squared error")
         var_new = (expected_sq / (n * self.x_dim)).clamp_min(torch.finfo(x.dtype).tiny)
         return type(self)(W_new, b_new, var_new.sqrt())
 
@@ -193,12 +201,29 @@ class LinearGaussian(LatentVariableModel):
         return self.W.T @ self.W + self.sigma**2 * eye
 
     def _check_x(self, x) -> torch.Tensor:
-        x = as_tensor(x, "x", dtype=self.W.dtype).to(self.W.device)
+        """x ``[n, d_x]`` with n >= 1, finite in the model's dtype, on its device."""
+        x = check_data(x, "x", dtype=self.W.dtype, device=self.W.device)
         check_shape(x, "x", [None, self.x_dim], f"n points in d_x = {self.x_dim} dimensions")
-        return check_finite(x, "x")
+        return check_nonempty(x, "x")
 
     def extra_repr(self) -> str:
         return f"x_dim={self.x_dim}, z_dim={self.z_dim}, sigma={float(self.sigma.detach()):.4g}"
+
+
+def _check_representable(W: torch.Tensor, sigma: torch.Tensor) -> None:
+    """W Wᵀ + σ² I and WᵀW + σ² I must be finite and σ² > 0 in W's dtype, or nothing can be evaluated.
+
+    Every entry of W Wᵀ and of WᵀW is at most ‖W‖² (Cauchy–Schwarz), so a finite ‖W‖² + σ² is enough.
+    """
+    if not readable(W):
+        return
+    if not torch.isfinite(W.detach().pow(2).sum() + sigma.detach() ** 2):
+        raise ValueError(f"W and sigma are too large for {W.dtype}: W Wᵀ + σ² I overflows (largest |W| "
+                         f"{float(W.abs().max()):.3g}, sigma {float(sigma):.3g}). Rescale the data, or pass "
+                         "float64 tensors.")
+    if not sigma.detach() ** 2 > 0:
+        raise ValueError(f"sigma = {float(sigma):.3g} is too small for {W.dtype}: σ² underflows to 0. Pass "
+                         "float64 tensors, or a larger sigma.")
 
 
 def _gaussian_moments(q: Distribution, z_dim: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:

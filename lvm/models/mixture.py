@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
-from .._checks import as_tensor, check_finite, check_positive, check_probability_vector, check_shape
+from .._checks import (as_tensor, check_data, check_finite, check_nonempty, check_overflow, check_positive,
+                       check_probability_vector, check_shape, readable, validation)
 from .base import LatentVariableModel
 
 __all__ = ["GaussianMixture"]
@@ -53,15 +54,16 @@ class GaussianMixture(LatentVariableModel):
 
     def prior(self) -> Categorical:
         """p(z = k) = λ_k."""
-        return Categorical(probs=self.weights)
+        return Categorical(probs=self.weights, validate_args=validation(self.weights))
 
     def likelihood(self, z: torch.Tensor) -> Distribution:
         """p(x | z) = N(μ_z, σ_z²), batched over the shape of the integer tensor ``z``."""
-        z = torch.as_tensor(z, device=self.weights.device)
+        z = torch.as_tensor(z)
         if z.is_floating_point() or z.is_complex():
             raise ValueError(f"z must hold integer component indices, got dtype {z.dtype}")
-        if ((z < 0) | (z >= self.n_components)).any():
+        if readable(z) and ((z < 0) | (z >= self.n_components)).any():  # read where z is, before the move
             raise ValueError(f"z must index a component in 0..{self.n_components - 1}")
+        z = z.to(self.weights.device)
         return self._component(self.means[z], self.stds[z])
 
     def components(self) -> Distribution:
@@ -70,11 +72,12 @@ class GaussianMixture(LatentVariableModel):
 
     def marginal(self) -> MixtureSameFamily:
         """p(x) = Σ_k λ_k N(x | μ_k, σ_k²) as a distribution (eq. ``gmm-marginal``)."""
-        return MixtureSameFamily(self.prior(), self.components())
+        return MixtureSameFamily(self.prior(), self.components(), validate_args=validation(self.weights))
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x), shape ``[n]``; computed with log-sum-exp, so far-out points do not underflow."""
-        return self.marginal().log_prob(self._check_x(x))
+        x = self._check_x(x)
+        return check_overflow(self.marginal().log_prob(x), x, "log p(x)")
 
     def posterior(self, x: torch.Tensor) -> Categorical:
         """p(z | x) by Bayes' rule: λ_k N(x | μ_k, σ_k²) / p(x) (eq. ``responsibilities``), batch ``[n]``."""
@@ -82,23 +85,25 @@ class GaussianMixture(LatentVariableModel):
         # log p(x | z=k) for every point and every component: x broadcast against the K components.
         x_per_component = x.unsqueeze(-1) if self.x_dim is None else x.unsqueeze(-2)
         log_joint = self.components().log_prob(x_per_component) + self.weights.log()
-        return Categorical(logits=log_joint)
+        check_overflow(torch.logsumexp(log_joint, dim=-1), x, "log p(x)")  # every component at -inf: no posterior
+        return Categorical(logits=log_joint, validate_args=validation(log_joint))
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
         """p(z = k | x) as a matrix of shape ``[n, K]`` whose rows sum to one."""
         return self.posterior(x).probs
 
     def _component(self, means: torch.Tensor, stds: torch.Tensor) -> Distribution:
-        normal = Normal(means, stds)
+        normal = Normal(means, stds, validate_args=validation(means))
         return normal if self.x_dim is None else Independent(normal, 1)
 
     def _check_x(self, x) -> torch.Tensor:
-        x = as_tensor(x, "x", dtype=self.weights.dtype).to(self.weights.device)
+        """x ``[n]`` or ``[n, d]`` with n >= 1, finite in the model's dtype, on its device."""
+        x = check_data(x, "x", dtype=self.weights.dtype, device=self.weights.device)
         if self.x_dim is None:
             check_shape(x, "x", [None], "a 1-D mixture takes a vector of n points")
         else:
             check_shape(x, "x", [None, self.x_dim], f"n points in {self.x_dim} dimensions")
-        return check_finite(x, "x")
+        return check_nonempty(x, "x")
 
     def extra_repr(self) -> str:
         dims = "1-D" if self.x_dim is None else f"{self.x_dim}-D"

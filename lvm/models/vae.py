@@ -21,7 +21,7 @@ from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 from torch.nn import functional as F
 
-from .._checks import check_positive_int
+from .._checks import as_tensor, check_data, check_positive_int
 from .base import LatentVariableModel
 from .networks import IMAGE_SIDE, ConvDecoder, ConvEncoder, mlp
 
@@ -112,7 +112,7 @@ class VAE(LatentVariableModel):
 
         (eq. ``vae-encoder``)
         """
-        x = self._check_last_dim(x, "x", self.x_dim)
+        x = self._check_x(x)
         mean, raw_scale = self._cast(self.encoder(x)).chunk(2, dim=-1)
         # σ = softplus(raw) + MIN_STD rather than exp(raw): exp overflows to inf for a raw output of ~89 in
         # float32 (and its gradient grows as fast), so one bad step early in training, or a large learning
@@ -159,20 +159,26 @@ class VAE(LatentVariableModel):
 
     # --- helpers -------------------------------------------------------------------------------------------
     def _decoder_output(self, z: torch.Tensor) -> torch.Tensor:
-        z = self._check_last_dim(z, "z", self.z_dim)
-        return self._cast(self.decoder(z))
+        z = as_tensor(z, "z", dtype=self.prior_loc.dtype).to(self.prior_loc.device)
+        return self._cast(self.decoder(self._check_last_dim(z, "z", self.z_dim)))
 
     def _cast(self, out: torch.Tensor) -> torch.Tensor:
         # Under bf16 autocast the networks return bf16; densities are computed in the model's own dtype, since
         # a log-likelihood summed over 784 pixels in bf16 (8 significant bits) would be too coarse.
         return out.to(self.prior_loc.dtype)
 
-    def _check_last_dim(self, t, name: str, size: int) -> torch.Tensor:
-        if not isinstance(t, torch.Tensor):
-            t = torch.as_tensor(t, device=self.prior_loc.device)
+    def _check_x(self, x) -> torch.Tensor:
+        """x ``[..., x_dim]``: real, finite, in [0, 1] for a Bernoulli likelihood; moved to the model's device
+        and dtype (its values are read where they are, before the move). The bounds call this too."""
+        x = check_data(x, "x", dtype=self.prior_loc.dtype, device=self.prior_loc.device,
+                       unit_interval=self.likelihood_name == "bernoulli")
+        return self._check_last_dim(x, "x", self.x_dim)
+
+    @staticmethod
+    def _check_last_dim(t: torch.Tensor, name: str, size: int) -> torch.Tensor:
         if t.dim() == 0 or t.shape[-1] != size:
             raise ValueError(f"{name} must have shape [..., {size}], got {list(t.shape)}")
-        return t.to(self.prior_loc.dtype)
+        return t
 
     def extra_repr(self) -> str:
         sigma = "" if self.likelihood_name != "gaussian" else \
@@ -185,7 +191,7 @@ class VAE(LatentVariableModel):
 def _widths(hidden) -> tuple[int, ...]:
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
         raise ValueError(f"hidden must be a sequence of layer widths such as (400,) or () for none, got {hidden!r}")
-    for width in hidden:
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"hidden must hold positive integers (layer widths), got {tuple(hidden)!r}")
-    return tuple(int(w) for w in hidden)
+    try:
+        return tuple(check_positive_int(width, "hidden") for width in hidden)
+    except ValueError:
+        raise ValueError(f"hidden must hold positive integers (layer widths), got {tuple(hidden)!r}") from None
