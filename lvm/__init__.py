@@ -4,20 +4,22 @@ One contract (``prior``, ``likelihood``, and for tractable models ``posterior`` 
 shared by every model, so that sampling, bounds and training are written once.
 """
 
-from . import data, exercises, plot, profiles, progress, widgets
+from . import data, diagnostics, exercises, objectives, plot, profiles, progress, widgets
 from .bounds import (elbo, elbo_joint_entropy, elbo_via_posterior, gaussian_kl, importance_log_marginal,
                      iwae_bound, log_importance_weights, naive_log_marginal)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import default_device, describe_device
 from .em import EMResult, em_step, fit_em
 from .gradients import reparameterised_gradients, score_function_gradients
-from .models import VAE, GaussianMixture, LatentVariableModel, LinearGaussian
+from .interpolation import slerp
+from .models import VAE, ConditionalVAE, GaussianMixture, LatentVariableModel, LinearGaussian
 from .sampling import ancestral_sample
 from .train import History, NonFiniteLossError, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConditionalVAE",
     "EMResult",
     "GaussianMixture",
     "History",
@@ -29,6 +31,7 @@ __all__ = [
     "data",
     "default_device",
     "describe_device",
+    "diagnostics",
     "elbo",
     "elbo_joint_entropy",
     "elbo_via_posterior",
@@ -42,10 +45,12 @@ __all__ = [
     "load_checkpoint",
     "log_importance_weights",
     "naive_log_marginal",
+    "objectives",
     "plot",
     "profiles",
     "reparameterised_gradients",
     "save_checkpoint",
     "score_function_gradients",
+    "slerp",
     "widgets",
 ]

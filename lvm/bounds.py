@@ -241,7 +241,8 @@ def _default_chunk_size(model, x: torch.Tensor, q: Distribution) -> int:
 @torch.no_grad()
 def _layer_outputs_per_evaluation(model, x: torch.Tensor, q: Distribution) -> int:
     """How many numbers the model's layers (its leaf modules) output to evaluate log p(x, z) for one point and
-    one draw, measured once with forward hooks; 0 for a model without layers."""
+    one draw, measured once with forward hooks (on one draw for all n points, divided by n); 0 for a model
+    without layers."""
     if not isinstance(model, torch.nn.Module):
         return 0
     layers = [m for m in model.modules() if m is not model and next(m.children(), None) is None]
@@ -257,12 +258,13 @@ def _layer_outputs_per_evaluation(model, x: torch.Tensor, q: Distribution) -> in
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):  # the probe's draw leaves the caller's random state alone
-            z = q.sample()[:1]  # one draw for the first point
-            model.joint_log_prob(x[:1], z)
+            # One draw for every point rather than for the first one alone: a model may tie each row of x to
+            # inputs of its own (a conditional VAE's labels), so x[:1] alone is not always a valid input.
+            model.joint_log_prob(x, q.sample((1,)))
     finally:
         for handle in handles:
             handle.remove()
-    return count
+    return -(-count // x.shape[0])  # per point, rounded up
 
 
 def _streaming_log_mean_exp(model, x, q, k, chunk_size) -> torch.Tensor:
@@ -331,6 +333,25 @@ def _analytic_kl(q: Distribution, p: Distribution) -> torch.Tensor | None:
         if q_mvn is not None and p_mvn is not None:
             return kl_divergence(q_mvn, p_mvn)
     return None
+
+
+def _kl_per_dimension(q: Distribution, p: Distribution, n_samples: int = 1) -> torch.Tensor:
+    """KL(q_j ‖ p_j) for each latent dimension j, ``[n, d_z]``, for q and p that factorise over z's dimensions.
+
+    Both must be ``Independent`` over one dimension (as a VAE's encoder and prior are): KL(q ‖ p) = Σ_j KL_j.
+    Closed form where torch has it for the base distributions (diagonal Gaussians: eq. ``gauss-kl`` per
+    dimension); otherwise the Monte Carlo average of log q_j(z_j) − log p_j(z_j) over ``n_samples`` draws.
+    """
+    factorised = all(isinstance(d, Independent) and d.reinterpreted_batch_ndims == 1 for d in (q, p))
+    if not factorised:
+        raise ValueError(f"a KL per latent dimension needs q and the prior to factorise over z's dimensions "
+                         f"(Independent distributions, like a VAE's diagonal Gaussians); got q a "
+                         f"{type(q).__name__} and the prior a {type(p).__name__}")
+    try:
+        return kl_divergence(q.base_dist, p.base_dist)
+    except NotImplementedError:
+        z = _draw(q, n_samples)  # [S, n, d_z]
+        return (q.base_dist.log_prob(z) - p.base_dist.log_prob(z)).mean(0)
 
 
 def _as_mvn(d: Distribution) -> MultivariateNormal | None:

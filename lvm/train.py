@@ -1,7 +1,9 @@
-"""Training by maximising the ELBO (chapter 6): ``fit`` minimises −ELBO with Adam.
+"""Training (chapter 6): ``fit`` maximises an objective with Adam, by default the ELBO.
 
-The loss of a batch is the VAE loss of eq. ``vae-loss``: −(1/B) Σ_i ELBO(x_i), each ELBO computed by
-:func:`lvm.bounds.elbo` with q = ``model.encode(x)`` (eq. ``elbo-recon-kl``).
+The loss of a batch is minus the mean of the objective's per-example values: by default the VAE loss of
+eq. ``vae-loss``, −(1/B) Σ_i ELBO(x_i), each ELBO computed by :func:`lvm.bounds.elbo` with q =
+``model.encode(x)`` (eq. ``elbo-recon-kl``). Other objectives (a β-weighted ELBO with free bits and KL warm-up,
+the IWAE bound) are functions of :mod:`lvm.objectives`, passed as ``objective=``; ``fit`` is only the loop.
 
 Why the loop looks the way it does (it is written for speed, and that speed is benchmarked):
 
@@ -32,19 +34,23 @@ from numbers import Real
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
+from . import objectives
 from ._checks import check_data, check_int, check_positive_int, values_checked
-from .bounds import elbo
 from .checkpoint import _check_writable, _checked_path, _read, save_checkpoint
 from .device import resolve_device
 from .models.base import LatentVariableModel
+from .objectives import Batch, Objective
 from .progress import progress_bar
 
 __all__ = ["History", "NonFiniteLossError", "fit"]
 
 VAL_BATCH = 4096  # validation runs without gradients, so it can use much larger batches than training
-_CHECKPOINT_FORMAT = 2  # 2 added the training data's fingerprint; format 1 is still read
+_CHECKPOINT_FORMAT = 3  # 2 added the training data's fingerprint, 3 the schedule; formats 1 and 2 are still read
+_FORMATS = (1, 2, _CHECKPOINT_FORMAT)
 
 
 @dataclasses.dataclass
@@ -53,11 +59,14 @@ class History:
 
     Attributes:
         epoch: epoch numbers, counted from 1 (a resumed run continues the count).
-        train_elbo: mean ELBO per training example in nats, averaged over the epoch's batches (the weights
-            change during the epoch, so this lags the end-of-epoch model a little).
-        val_elbo: mean ELBO per validation example in nats at the end of each epoch (eval mode, no
-            gradients); empty when ``fit`` got no ``x_val``.
+        train_elbo: the training objective's mean value per example, in nats, averaged over the epoch's
+            batches (the weights change during the epoch, so this lags the end-of-epoch model a little). With
+            the default objective that is the ELBO; with another one it is *that* objective's value (e.g. the
+            β-weighted ELBO, or the IWAE bound), not the ELBO.
+        val_elbo: the plain ELBO (:func:`lvm.elbo`) per validation example, in nats, at the end of each epoch
+            (eval mode, no gradients), whatever the objective; empty when ``fit`` got no ``x_val``.
         seconds: wall-clock time of each epoch (training, transform and validation; not checkpoint writing).
+        lr: the learning rate of each epoch (it changes only with a ``scheduler``).
         device: where training ran, e.g. ``"cuda:0"`` or ``"cpu"``.
     """
 
@@ -65,7 +74,17 @@ class History:
     train_elbo: list[float] = dataclasses.field(default_factory=list)
     val_elbo: list[float] = dataclasses.field(default_factory=list)
     seconds: list[float] = dataclasses.field(default_factory=list)
+    lr: list[float] = dataclasses.field(default_factory=list)
     device: str = ""
+
+    def append(self, epoch: int, train: float, val: float | None, seconds: float, lr: float) -> None:
+        """Record one epoch (``val`` is ``None`` without validation data)."""
+        self.epoch.append(epoch)
+        self.train_elbo.append(train)
+        if val is not None:
+            self.val_elbo.append(val)
+        self.seconds.append(seconds)
+        self.lr.append(float(lr))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain lists and a string: JSON-serialisable, and storable in a ``weights_only`` checkpoint."""
@@ -73,9 +92,11 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "History":
+        # Histories written before lr was recorded have none: NaN marks "not recorded".
+        lr = d.get("lr", [math.nan] * len(d["epoch"]))
         return cls(epoch=[int(e) for e in d["epoch"]], train_elbo=[float(v) for v in d["train_elbo"]],
                    val_elbo=[float(v) for v in d["val_elbo"]], seconds=[float(v) for v in d["seconds"]],
-                   device=str(d["device"]))
+                   lr=[float(v) for v in lr], device=str(d["device"]))
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -92,42 +113,58 @@ class NonFiniteLossError(FloatingPointError):
         self.epoch = epoch
 
 
-def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch_size: int = 128,
-        lr: float = 1e-3, x_val: torch.Tensor | None = None, device: str | torch.device | None = None,
-        seed: int | None = None, progress: bool = True, checkpoint: str | os.PathLike | None = None,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None, compile: bool | str = False,
-        amp: bool = False, n_samples: int = 1) -> History:
-    """Train ``model`` by minimising −ELBO with Adam (eq. ``vae-loss``); returns the :class:`History`.
-
-    The model is moved to ``device`` and trained in place.
+def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Objective | None = None,
+        batch_size: int = 128, lr: float = 1e-3,
+        scheduler: Callable[[torch.optim.Optimizer], LRScheduler] | None = None, x_val: Batch | None = None,
+        device: str | torch.device | None = None, seed: int | None = None, progress: bool = True,
+        checkpoint: str | os.PathLike | None = None, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        compile: bool | str = False, amp: bool = False, n_samples: int = 1) -> History:
+    """Train ``model`` by maximising ``objective`` with Adam (by default the ELBO, eq. ``vae-loss``); returns
+    the :class:`History`. The model is moved to ``device`` and trained in place.
 
     Args:
         model: a latent variable model with an encoder, ``model.encode(x)`` → q(z | x), such as
-            :class:`lvm.VAE`; it must have ``x_dim``.
-        x_train: training data, ``[n, x_dim]``, finite.
+            :class:`lvm.VAE`; it must have ``x_dim``. With data ``(x, y)``: a model with ``given(y)``, such as
+            :class:`lvm.ConditionalVAE`.
+        data: the training data: x ``[n, x_dim]`` (finite), or a tuple ``(x, y)`` with one label per row of x
+            (y ``[n]``), batched together.
         epochs: the total number of epochs. With a ``checkpoint`` that already holds ``e`` epochs, training
             continues from epoch ``e + 1`` up to ``epochs``.
+        objective: what to maximise, a function ``(model, batch, epoch) -> [B]`` of per-example values (see
+            :mod:`lvm.objectives`: ``elbo(beta, free_bits, warmup_epochs)``, ``iwae(k)``). ``batch`` is x
+            ``[B, x_dim]``, or ``(x, y)`` for data ``(x, y)``; ``epoch`` counts from 1. ``None``: the ELBO of
+            :func:`lvm.elbo` with q = ``model.encode(x)`` (``model.given(y)`` for data ``(x, y)``).
         batch_size: examples per gradient step (the last batch of an epoch may be smaller).
-        lr: Adam's learning rate.
-        x_val: optional validation data, ``[m, x_dim]``: its mean ELBO is recorded after every epoch.
+        lr: Adam's learning rate (with a ``scheduler``, the schedule's starting value).
+        scheduler: ``None``, or a function that takes the optimizer and returns a
+            ``torch.optim.lr_scheduler.LRScheduler`` of it, e.g.
+            ``lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.3)``. Stepped once at the
+            end of every epoch (``scheduler.step()``, so not ``ReduceLROnPlateau``), and saved in checkpoints.
+        x_val: optional validation data, ``[m, x_dim]`` or ``(x, y)``: its **plain ELBO** (:func:`lvm.elbo`,
+            ``n_samples`` draws) is recorded after every epoch, whatever the objective, so that runs with
+            different objectives can be compared.
         device: ``None`` picks CUDA, then MPS, then the CPU; or ``"cpu"``, ``"cuda"``, a ``torch.device``...
-        seed: seeds torch's global random state (the rsample noise of the ELBO, and ``transform``) and the
+        seed: seeds torch's global random state (the rsample noise of the objective, and ``transform``) and the
             generator that shuffles the batches. Same seed, same device → the same run (bit-for-bit on the CPU).
             Note that this re-seeds the global state, as ``torch.manual_seed`` would.
         progress: show a ``tqdm`` bar over the epochs with the train and validation ELBO, of the kind
             ``LVM_PROGRESS`` asks for (:mod:`lvm.progress`).
-        checkpoint: a file path. After every epoch the model, the optimizer, the random states, the
-            history and a fingerprint of ``x_train`` are written there atomically; if the file exists when
-            ``fit`` starts, training resumes from it and says so, with the epoch (with the ``lr`` given to
-            this call, so a run can be resumed with a smaller one). A checkpoint refuses an ``x_train`` other
-            than the one it was trained on. Its directory must be writable; that is checked before training.
-        transform: applied once per epoch to the whole (device-side) training tensor, e.g.
+        checkpoint: a file path. After every epoch the model, the optimizer, the schedule, the random states,
+            the history and a fingerprint of the training data are written there atomically; if the file exists
+            when ``fit`` starts, training resumes from it and says so, with the epoch. Without a ``scheduler``
+            it resumes with the ``lr`` given to this call (so a run can be resumed with a smaller one); with
+            one, the schedule and its learning rate continue from the checkpoint. A checkpoint refuses training
+            data other than those it was trained on. Its directory must be writable; that is checked before
+            training.
+        transform: applied once per epoch to the whole (device-side) training x, e.g.
             :func:`lvm.data.dynamic_binarize` for a fresh binarisation every epoch. Must keep the shape.
         compile: ``torch.compile`` the loss (``True``, or a ``torch.compile`` mode string such as
-            ``"max-autotune"``). Pays a compilation cost in the first epoch.
+            ``"max-autotune"``). Pays a compilation cost in the first epoch (and again in each epoch of a KL
+            warm-up, whose weight changes with the epoch).
         amp: bf16 autocast for the networks (CUDA only; densities stay in float32). Ignored with a warning
             elsewhere.
-        n_samples: draws of z per example in the ELBO's Monte Carlo reconstruction term.
+        n_samples: draws of z per example in the ELBO's Monte Carlo reconstruction term, for the default
+            objective and for validation.
 
     Returns:
         The :class:`History` (including the epochs of a checkpoint it resumed from).
@@ -136,22 +173,15 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
         ValueError: a bad argument (the message names it).
         NonFiniteLossError: the loss became NaN/inf; the model then holds the last good epoch's weights.
     """
-    if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "encode", None)):
-        raise ValueError("model must be a latent variable model with an encoder, model.encode(x) -> q(z|x), "
-                         f"such as lvm.VAE; got {type(model).__name__}")
-    x_dim = getattr(model, "x_dim", None)
-    if not isinstance(x_dim, int):
-        raise ValueError(f"model must have an integer x_dim (the data dimension); got {x_dim!r}")
+    x_dim = _check_model(model)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     n_samples = check_positive_int(n_samples, "n_samples")
-    if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    lr = float(lr)
-    if seed is not None:
-        seed = check_int(seed, "seed")
-    if transform is not None and not callable(transform):
-        raise ValueError(f"transform must be a function of the training tensor or None, got {type(transform).__name__}")
+    lr = _check_lr(lr)
+    seed = None if seed is None else check_int(seed, "seed")
+    for name, value in (("objective", objective), ("scheduler", scheduler), ("transform", transform)):
+        if value is not None and not callable(value):
+            raise ValueError(f"{name} must be a function or None, got {type(value).__name__}")
     if checkpoint is not None:
         checkpoint = _checked_path(checkpoint, "checkpoint")
         _check_writable(checkpoint, "checkpoint")  # now, not after the first epoch's work
@@ -163,13 +193,14 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
         warnings.warn(f"amp=True only applies on CUDA; training on {device} in full precision", stacklevel=2)
 
     model.to(device)
-    dtype = _parameter_dtype(model)
-    bernoulli = getattr(model, "likelihood_name", None) == "bernoulli"
-    x = _data(x_train, "x_train", x_dim, device, dtype, bernoulli)
-    xv = None if x_val is None else _data(x_val, "x_val", x_dim, device, dtype, bernoulli)
-    if transform is None and bernoulli and not _is_binary(x):
-        warnings.warn("x_train is not binary but the likelihood is Bernoulli: the loss is then a cross-entropy, "
-                      "not a log-likelihood. Binarise the data, e.g. transform=lvm.data.dynamic_binarize.",
+    train = _dataset(model, data, "data", x_dim, device)
+    val = None if x_val is None else _dataset(model, x_val, "x_val", x_dim, device)
+    for d in (train, val):
+        if d is not None and len(d) == 2 and hasattr(model, "given"):
+            model.given(d[1])  # checks the labels once, here, where reading them costs nothing
+    if transform is None and _bernoulli(model) and not _is_binary(train[0]):
+        warnings.warn("the training data are not binary but the likelihood is Bernoulli: the loss is then a "
+                      "cross-entropy, not a log-likelihood. Binarise them, e.g. transform=lvm.data.dynamic_binarize.",
                       stacklevel=2)
 
     if seed is not None:
@@ -178,23 +209,27 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
     optimizer = _adam(model, lr)
+    schedule = _schedule(scheduler, optimizer)
 
     history = History(device=str(device))
     start = 0
-    fingerprint = None if checkpoint is None else _fingerprint(x)
+    fingerprint = None if checkpoint is None else _fingerprint(train)
     if checkpoint is not None and checkpoint.exists():
-        start, history = _resume(checkpoint, model, optimizer, generator, device, lr, fingerprint)
+        start, history = _resume(checkpoint, model, optimizer, schedule, generator, device, lr, fingerprint)
         _announce_resume(checkpoint, start, epochs)
 
-    loss_fn = _loss_function(model, n_samples)
+    if objective is None:
+        loss_fn = _loss_function(model, objectives._default(n_samples), uses_epoch=False)
+    else:
+        loss_fn = _loss_function(model, objective)
     if compile:
         loss_fn = torch.compile(loss_fn, dynamic=False, **({} if compile is True else {"mode": compile}))
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+    validate = objectives._default(n_samples)  # the plain ELBO, whatever the objective
 
     # The last good weights stay on the device: a copy per epoch is cheap next to the epoch itself.
     good_state = _copy_state(model)
     was_training = model.training
-    n = x.shape[0]
     try:
         # values_checked: the data were checked above, so encode and elbo need not wait on the device per batch.
         with values_checked(), progress_bar(total=epochs, initial=start, desc="fit", unit="epoch",
@@ -202,40 +237,25 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
             for epoch in range(start + 1, epochs + 1):
                 t0 = time.perf_counter()
                 model.train()
-                data = x if transform is None else _transformed(transform, x)
-                order = torch.randperm(n, device=device, generator=generator)
-                total = torch.zeros((), device=device, dtype=_sum_dtype(device))
-                for i in range(0, n, batch_size):
-                    batch = data[order[i:i + batch_size]]
-                    with autocast():
-                        loss, elbo_sum = loss_fn(batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += elbo_sum
+                total = _train_epoch(loss_fn, optimizer, train, epoch, batch_size, generator, transform, autocast)
                 # A step on a finite loss can still leave non-finite weights (an inf gradient), so check both.
                 weights_ok = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
-                val_total = _elbo_sum(model, xv, n_samples, autocast) if xv is not None else total.new_zeros(())
+                val_total = _sum(model, validate, val, autocast) if val is not None else total.new_zeros(())
                 # The one synchronisation of the epoch.
                 train_sum, ok, val_sum = torch.stack([total, weights_ok.to(total.dtype), val_total.to(total.dtype)]
                                                      ).tolist()
                 seconds = time.perf_counter() - t0
                 if not (math.isfinite(train_sum) and ok == 1.0):
                     model.load_state_dict(good_state)
-                    last = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialisation"
-                    raise NonFiniteLossError(
-                        f"the training loss became {train_sum:g} (or the weights non-finite) in epoch {epoch}; "
-                        f"the model holds the weights from {last}. Try a smaller learning rate than lr={lr:g} "
-                        "(e.g. 10 times smaller), and check the data for extreme values.", history, epoch)
+                    raise _non_finite(train_sum, epoch, optimizer.param_groups[0]["lr"], history)
                 good_state = _copy_state(model)
-                history.epoch.append(epoch)
-                history.train_elbo.append(train_sum / n)
-                if xv is not None:
-                    history.val_elbo.append(val_sum / xv.shape[0])
-                history.seconds.append(seconds)
+                history.append(epoch, train_sum / len(train[0]), None if val is None else val_sum / len(val[0]),
+                               seconds, optimizer.param_groups[0]["lr"])
+                if schedule is not None:
+                    schedule.step()
                 if checkpoint is not None:
-                    save_checkpoint(checkpoint, _state(epoch, model, optimizer, generator, device, history,
-                                                       fingerprint))
+                    save_checkpoint(checkpoint, _state(epoch, model, optimizer, schedule, generator, device,
+                                                       history, fingerprint))
                 bar.update(1)
                 bar.set_postfix(_postfix(history), refresh=False)  # shown by the next update or close
     finally:
@@ -243,26 +263,62 @@ def fit(model: LatentVariableModel, x_train: torch.Tensor, *, epochs: int, batch
     return history
 
 
-# --- the loss -------------------------------------------------------------------------------------------------
+def _non_finite(train_sum: float, epoch: int, lr: float, history: History) -> NonFiniteLossError:
+    last = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialisation"
+    return NonFiniteLossError(
+        f"the training loss became {train_sum:g} (or the weights non-finite) in epoch {epoch}; the model holds "
+        f"the weights from {last}. Try a smaller learning rate than lr={lr:g} (e.g. 10 times smaller), and check "
+        "the data for extreme values.", history, epoch)
 
 
-def _loss_function(model, n_samples: int) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    def loss_fn(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """−(mean ELBO of the batch), to minimise, and the batch's ELBO sum (detached), to report."""
-        per_example = elbo(model, batch, model.encode(batch), n_samples=n_samples)  # [B]
-        return -per_example.mean(), per_example.detach().sum()
+# --- one epoch, and the loss ----------------------------------------------------------------------------------
+
+
+def _train_epoch(loss_fn, optimizer, data: tuple[torch.Tensor, ...], epoch: int, batch_size: int,
+                 generator: torch.Generator, transform, autocast) -> torch.Tensor:
+    """One pass over the data in a fresh random order; returns the sum of the objective's values (a device
+    tensor: no sync)."""
+    x = data[0] if transform is None else _transformed(transform, data[0])
+    n = x.shape[0]
+    order = torch.randperm(n, device=x.device, generator=generator)
+    total = torch.zeros((), device=x.device, dtype=_sum_dtype(x.device))
+    for i in range(0, n, batch_size):
+        rows = order[i:i + batch_size]
+        batch = x[rows] if len(data) == 1 else (x[rows], data[1][rows])
+        with autocast():
+            loss, value_sum = loss_fn(batch, epoch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += value_sum
+    return total
+
+
+def _loss_function(model, objective: Objective,
+                   uses_epoch: bool = True) -> Callable[[Batch, int], tuple[torch.Tensor, torch.Tensor]]:
+    # An objective that ignores the epoch is not handed it: torch.compile would guard on its value and compile
+    # the loss again when it changes.
+    def loss_fn(batch: Batch, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """−(mean of the objective over the batch), to minimise, and the objective's sum (detached), to report."""
+        values = objective(model, batch, epoch if uses_epoch else 1)  # [B]
+        size = (batch[0] if isinstance(batch, tuple) else batch).shape[0]
+        if not isinstance(values, torch.Tensor) or tuple(values.shape) != (size,):
+            got = list(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+            raise ValueError(f"objective must return one value per example of the batch, shape [{size}], got {got}")
+        return -values.mean(), values.detach().sum()
     return loss_fn
 
 
 @torch.no_grad()
-def _elbo_sum(model, x: torch.Tensor, n_samples: int, autocast) -> torch.Tensor:
-    """Σ_i ELBO(x_i) over a data set in eval mode, in large batches; a device tensor (no sync)."""
+def _sum(model, objective: Objective, data: tuple[torch.Tensor, ...], autocast) -> torch.Tensor:
+    """Σ_i objective(x_i) over a data set in eval mode, in large batches; a device tensor (no sync)."""
     model.eval()
+    x = data[0]
     total = torch.zeros((), device=x.device, dtype=_sum_dtype(x.device))
     for i in range(0, x.shape[0], VAL_BATCH):
-        batch = x[i:i + VAL_BATCH]
+        batch = x[i:i + VAL_BATCH] if len(data) == 1 else (x[i:i + VAL_BATCH], data[1][i:i + VAL_BATCH])
         with autocast():
-            total += elbo(model, batch, model.encode(batch), n_samples=n_samples).sum()
+            total += objective(model, batch, 0).sum()  # the plain ELBO: no epoch-dependent weight
     model.train()
     return total
 
@@ -278,7 +334,7 @@ def _transformed(transform, x: torch.Tensor) -> torch.Tensor:
 # --- checkpoints ----------------------------------------------------------------------------------------------
 
 
-def _state(epoch, model, optimizer, generator, device, history, fingerprint) -> dict[str, Any]:
+def _state(epoch, model, optimizer, schedule, generator, device, history, fingerprint) -> dict[str, Any]:
     """Everything a resumed run needs to continue exactly where this one stopped."""
     return {
         "data": fingerprint,
@@ -286,6 +342,7 @@ def _state(epoch, model, optimizer, generator, device, history, fingerprint) -> 
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "scheduler": None if schedule is None else schedule.state_dict(),
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "batch_generator": generator.get_state(),
@@ -294,13 +351,13 @@ def _state(epoch, model, optimizer, generator, device, history, fingerprint) -> 
     }
 
 
-def _resume(path: Path, model, optimizer, generator, device, lr: float,
+def _resume(path: Path, model, optimizer, schedule, generator, device, lr: float,
             fingerprint: dict[str, Any]) -> tuple[int, History]:
     state = _read(path, "checkpoint")
-    if state.get("format") in (1, _CHECKPOINT_FORMAT):
+    if state.get("format") in _FORMATS:
         _check_same_data(state.get("data"), fingerprint, path)  # before any weights are loaded into model
     try:
-        if state.get("format") not in (1, _CHECKPOINT_FORMAT):
+        if state.get("format") not in _FORMATS:
             raise ValueError(f"unknown format {state.get('format')!r}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -312,8 +369,14 @@ def _resume(path: Path, model, optimizer, generator, device, lr: float,
                          ) from exc
     fused = optimizer.defaults["fused"]  # the loaded groups carry the writer's choice; keep this machine's
     for group in optimizer.param_groups:
-        group["lr"] = lr  # this call's lr: resuming with a smaller one is how to recover from a divergence
         group["fused"] = fused
+        if schedule is None:
+            group["lr"] = lr  # this call's lr: resuming with a smaller one is how to recover from a divergence
+    if schedule is not None:
+        if state.get("scheduler") is None:
+            raise ValueError(f"checkpoint {str(path)!r} was written by a run without a scheduler, so its schedule "
+                             "cannot be continued: resume it with scheduler=None, or pass a new checkpoint path")
+        schedule.load_state_dict(state["scheduler"])
     if state["device_type"] == device.type:
         torch.set_rng_state(state["rng_cpu"])
         generator.set_state(state["batch_generator"])
@@ -327,31 +390,39 @@ def _resume(path: Path, model, optimizer, generator, device, lr: float,
     return epoch, history
 
 
-def _fingerprint(x: torch.Tensor) -> dict[str, Any]:
-    """Shape, dtype and SHA-256 of the training tensor: what a checkpoint was trained on.
-
-    Computed once per ``fit`` call, and only with a checkpoint (one copy to the host for a GPU tensor).
-    """
-    data = x.detach().contiguous().cpu()
-    digest = hashlib.sha256(data.view(torch.uint8).numpy()).hexdigest()
-    return {"shape": list(data.shape), "dtype": str(data.dtype), "sha256": digest}
+def _fingerprint(data: tuple[torch.Tensor, ...]) -> dict[str, Any] | list[dict[str, Any]]:
+    """Shape, dtype and SHA-256 of the training tensor (a list of them for data (x, y)): what a checkpoint was
+    trained on. Computed once per ``fit`` call, and only with a checkpoint (one copy to the host for a GPU
+    tensor)."""
+    prints = [_tensor_fingerprint(t) for t in data]
+    return prints[0] if len(prints) == 1 else prints
 
 
-def _check_same_data(saved: dict[str, Any] | None, now: dict[str, Any], path: Path) -> None:
+def _tensor_fingerprint(t: torch.Tensor) -> dict[str, Any]:
+    t = t.detach().contiguous().cpu()
+    digest = hashlib.sha256(t.view(torch.uint8).numpy()).hexdigest()
+    return {"shape": list(t.shape), "dtype": str(t.dtype), "sha256": digest}
+
+
+def _check_same_data(saved, now, path: Path) -> None:
     """Refuse to resume a run on data other than the checkpoint's (a silent mix of two runs otherwise)."""
     if saved is None:
         warnings.warn(f"checkpoint {str(path)!r} was written before lvm stored a fingerprint of the training "
-                      "data, so fit cannot check that x_train is the data it was trained on", stacklevel=4)
+                      "data, so fit cannot check that they are the data it was trained on", stacklevel=4)
         return
     if saved == now:
         return
-    if saved["shape"] != now["shape"]:
-        what = f"shape {saved['shape']} there, {now['shape']} here"
+
+    def shapes(fingerprint):
+        return fingerprint["shape"] if isinstance(fingerprint, dict) else [f["shape"] for f in fingerprint]
+
+    if shapes(saved) != shapes(now):
+        what = f"shape {shapes(saved)} there, {shapes(now)} here"
     else:
         what = "the same shape but different values"
-    raise ValueError(f"x_train is not the data that checkpoint {str(path)!r} was trained on ({what}). Resuming "
-                     "would continue that run on other data: pass a new checkpoint path (or delete the file) "
-                     "to train on this x_train.")
+    raise ValueError(f"data are not the training data that checkpoint {str(path)!r} was trained on ({what}). "
+                     "Resuming would continue that run on other data: pass a new checkpoint path (or delete the "
+                     "file) to train on these data.")
 
 
 def _announce_resume(path: Path, start: int, epochs: int) -> None:
@@ -365,6 +436,39 @@ def _announce_resume(path: Path, start: int, epochs: int) -> None:
 
 
 # --- small helpers --------------------------------------------------------------------------------------------
+
+
+def _check_model(model) -> int:
+    """The model's x_dim, after checking that ``fit`` can train it."""
+    if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "encode", None)):
+        raise ValueError("model must be a latent variable model with an encoder, model.encode(x) -> q(z|x), "
+                         f"such as lvm.VAE; got {type(model).__name__}")
+    x_dim = getattr(model, "x_dim", None)
+    if not isinstance(x_dim, int):
+        raise ValueError(f"model must have an integer x_dim (the data dimension); got {x_dim!r}")
+    return x_dim
+
+
+def _check_lr(lr) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    return float(lr)
+
+
+def _schedule(scheduler, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
+    """The schedule that ``scheduler(optimizer)`` builds, checked: an ``LRScheduler`` of that optimizer."""
+    if scheduler is None:
+        return None
+    schedule = scheduler(optimizer)
+    if not isinstance(schedule, LRScheduler) or schedule.optimizer is not optimizer:
+        raise ValueError("scheduler must be a function that takes the optimizer and returns a "
+                         "torch.optim.lr_scheduler.LRScheduler of it, e.g. lambda opt: "
+                         f"torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.3); got {schedule!r}")
+    if isinstance(schedule, ReduceLROnPlateau):
+        raise ValueError("scheduler: ReduceLROnPlateau needs a metric at every step, and fit steps the schedule "
+                         "with scheduler.step() alone; use a schedule that follows the epoch count (StepLR, "
+                         "MultiStepLR, CosineAnnealingLR, LambdaLR, ...)")
+    return schedule
 
 
 def _adam(model, lr: float) -> torch.optim.Adam:
@@ -415,16 +519,35 @@ def _parameter_dtype(model) -> torch.dtype:
     raise ValueError("model must have floating-point parameters to train")
 
 
-def _data(x, name: str, x_dim: int, device: torch.device, dtype: torch.dtype, unit_interval: bool) -> torch.Tensor:
+def _dataset(model, data, name: str, x_dim: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """``(x,)`` or ``(x, y)`` on the device: the one copy of the data that training makes."""
+    if not isinstance(data, tuple):
+        return (_data(model, data, name, x_dim, device),)
+    if len(data) != 2:
+        raise ValueError(f"{name} must be a tensor x or a pair (x, y), got a tuple of {len(data)} items")
+    x = _data(model, data[0], f"{name}[0]", x_dim, device)
+    y = data[1] if isinstance(data[1], torch.Tensor) else torch.as_tensor(np.asarray(data[1]))
+    if y.dim() < 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"{name}[1] must hold one label per example of {name}[0] ({x.shape[0]}), "
+                         f"got shape {list(y.shape)}")
+    return x, y.to(device)
+
+
+def _data(model, x, name: str, x_dim: int, device: torch.device) -> torch.Tensor:
     """The data set ``[n, x_dim]``, its values checked once (finite; in [0, 1] for a Bernoulli likelihood), then
-    copied to the device: the one copy of it that training makes."""
-    x = check_data(x, name, dtype=dtype, unit_interval=unit_interval)  # read where it is (on the CPU, usually)
+    copied to the device."""
+    # read where it is (on the CPU, usually)
+    x = check_data(x, name, dtype=_parameter_dtype(model), unit_interval=_bernoulli(model))
     if x.dim() != 2 or x.shape[1] != x_dim:
         raise ValueError(f"{name} must have shape [n, {x_dim}] (n examples of the model's x_dim), "
                          f"got {list(x.shape)}")
     if x.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one example, got shape {list(x.shape)}")
     return x.to(device)
+
+
+def _bernoulli(model) -> bool:
+    return getattr(model, "likelihood_name", None) == "bernoulli"
 
 
 def _is_binary(x: torch.Tensor) -> bool:

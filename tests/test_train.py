@@ -68,7 +68,8 @@ def test_fit_raises_the_elbo_and_records_history():
     assert history.val_elbo[-1] > history.val_elbo[0] + 2.0
     assert history.val_elbo[-1] > -9.0  # far above the −11.09 nats of 16 fair coins
     d = history.as_dict()
-    assert set(d) == {"epoch", "train_elbo", "val_elbo", "seconds", "device"}
+    assert set(d) == {"epoch", "train_elbo", "val_elbo", "seconds", "lr", "device"}
+    assert history.lr == [FIT["lr"]] * 12  # no scheduler: a constant learning rate
     assert History.from_dict(json.loads(json.dumps(d))) == history
 
 
@@ -236,7 +237,7 @@ def test_resume_refuses_data_the_checkpoint_was_not_trained_on(tmp_path, other):
     lvm.fit(new_model(), x, epochs=1, seed=0, checkpoint=path, **FIT)
     model = new_model(seed=4)
     before = params(model)
-    with pytest.raises(ValueError, match="x_train is not the data that checkpoint .* was trained on"):
+    with pytest.raises(ValueError, match="data are not the training data that checkpoint .* was trained on"):
         lvm.fit(model, other(x), epochs=2, seed=0, checkpoint=path, **FIT)
     assert_same_params(before, params(model))  # nothing of the old run was loaded into it
     assert lvm.load_checkpoint(path)["epoch"] == 1
@@ -249,9 +250,9 @@ def test_a_checkpoint_from_before_fingerprints_resumes_with_a_warning(tmp_path):
     old = lvm.load_checkpoint(path)
     del old["data"]
     lvm.save_checkpoint(path, old | {"format": 1})  # as lvm wrote it before storing the data's fingerprint
-    with pytest.warns(UserWarning, match="cannot check that x_train is the data it was trained on"):
+    with pytest.warns(UserWarning, match="cannot check that they are the data it was trained on"):
         history = lvm.fit(new_model(), x, epochs=2, seed=0, checkpoint=path, **FIT)
-    assert history.epoch == [1, 2] and lvm.load_checkpoint(path)["format"] == 2
+    assert history.epoch == [1, 2] and lvm.load_checkpoint(path)["format"] == 3
 
 
 def test_an_unwritable_checkpoint_location_is_refused_before_training(tmp_path):
@@ -312,6 +313,60 @@ def _checkpoint_bytes(directory) -> bytes:
     return path.read_bytes()
 
 
+# --- learning-rate schedules -------------------------------------------------------------------------------
+
+
+def step_lr(optimizer):
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.1)
+
+
+def test_a_step_schedule_changes_the_learning_rate_after_the_right_epochs():
+    history = lvm.fit(new_model(), prototype_data(64), epochs=5, seed=0, scheduler=step_lr, **FIT)
+    lr = FIT["lr"]
+    assert history.lr == pytest.approx([lr, lr, lr / 10, lr / 10, lr / 100])
+
+
+def test_resume_with_a_schedule_is_bit_for_bit(tmp_path):
+    x, x_val = grey_data(200), grey_data(60, seed=2)
+    kw = dict(FIT, x_val=x_val, seed=3, transform=lvm.data.dynamic_binarize, scheduler=step_lr)
+    straight = new_model()
+    h_straight = lvm.fit(straight, x, epochs=5, **kw)
+    path = tmp_path / "ckpt.pt"
+    lvm.fit(new_model(), x, epochs=3, checkpoint=path, **kw)  # stops between two steps of the schedule
+    resumed = new_model(seed=7)
+    h_resumed = lvm.fit(resumed, x, epochs=5, checkpoint=path, **(kw | {"lr": 0.5}))  # lr: the schedule's wins
+    assert_same_params(params(straight), params(resumed))
+    assert h_resumed.lr == h_straight.lr and h_resumed.train_elbo == h_straight.train_elbo
+    assert h_resumed.val_elbo == h_straight.val_elbo
+    assert lvm.load_checkpoint(path)["scheduler"]["last_epoch"] == 5
+
+
+def test_a_checkpoint_without_a_schedule_is_not_resumed_with_one(tmp_path):
+    x = prototype_data(64)
+    path = tmp_path / "ckpt.pt"
+    lvm.fit(new_model(), x, epochs=1, seed=0, checkpoint=path, **FIT)
+    with pytest.raises(ValueError, match="without a scheduler"):
+        lvm.fit(new_model(), x, epochs=2, seed=0, checkpoint=path, scheduler=step_lr, **FIT)
+
+
+@pytest.mark.parametrize("scheduler, message", [
+    (lambda opt: None, "must be a function that takes the optimizer and returns a"),
+    (lambda opt: torch.optim.lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), 2),
+     "LRScheduler of it"),
+    (lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt), "ReduceLROnPlateau needs a metric"),
+    (3, "scheduler must be a function"),
+])
+def test_bad_schedulers_are_explained(scheduler, message):
+    with pytest.raises(ValueError, match=message):
+        lvm.fit(new_model(), prototype_data(16), epochs=1, scheduler=scheduler, **FIT)
+
+
+def test_histories_written_before_learning_rates_were_recorded_still_load():
+    old = {"epoch": [1, 2], "train_elbo": [-3.0, -2.0], "val_elbo": [], "seconds": [0.1, 0.1], "device": "cpu"}
+    history = History.from_dict(old)
+    assert len(history.lr) == 2 and all(math.isnan(v) for v in history.lr)
+
+
 # --- the NaN guard ------------------------------------------------------------------------------------------
 
 
@@ -359,8 +414,8 @@ def _bad_cases():
     nan = x.clone()
     nan[0, 0] = float("nan")
     return [
-        (dict(x_train=x[0]), "x_train"), (dict(x_train=x[:, :5]), "x_train"), (dict(x_train=nan), "x_train"),
-        (dict(x_train=x[:0]), "x_train"), (dict(x_train="data"), "x_train"),
+        (dict(data=x[0]), "data"), (dict(data=x[:, :5]), "data"), (dict(data=nan), "data"),
+        (dict(data=x[:0]), "data"), (dict(data="data"), "data"),
         (dict(epochs=0), "epochs"), (dict(epochs=-1), "epochs"), (dict(epochs=1.5), "epochs"),
         (dict(epochs=True), "epochs"),
         (dict(batch_size=0), "batch_size"), (dict(batch_size=2.0), "batch_size"),
@@ -370,20 +425,20 @@ def _bad_cases():
         (dict(seed="zero"), "seed"), (dict(n_samples=0), "n_samples"),
         (dict(transform=5), "transform"), (dict(transform=lambda t: t[:, :3]), "transform"),
         (dict(checkpoint=42), "checkpoint"), (dict(compile=3), "compile"),
-        (dict(x_train=255 * x), r"x_train must lie in \[0, 1\] for a Bernoulli likelihood"),
+        (dict(data=255 * x), r"data must lie in \[0, 1\] for a Bernoulli likelihood"),
         (dict(x_val=255 * x), r"x_val must lie in \[0, 1\]"),
-        (dict(x_train=x.to(torch.complex64)), "x_train must be real"),
-        (dict(x_train=x.double() * 1e300), "x_train must lie in|x_train overflows"),
+        (dict(data=x.to(torch.complex64)), "data must be real"),
+        (dict(data=x.double() * 1e300), "data must lie in|data overflows"),
         (dict(seed=1.0), r"seed must be an integer, got 1\.0 \(a float\)"),
     ]
 
 
 @pytest.mark.parametrize("kwargs, name", _bad_cases())
 def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
-    args = dict(x_train=prototype_data(8), epochs=1, progress=False, device="cpu") | kwargs
-    x_train = args.pop("x_train")
+    args = dict(data=prototype_data(8), epochs=1, progress=False, device="cpu") | kwargs
+    data = args.pop("data")
     with pytest.raises(ValueError, match=name):
-        lvm.fit(new_model(), x_train, **args)
+        lvm.fit(new_model(), data, **args)
 
 
 def test_integer_like_arguments_are_integers():

@@ -336,3 +336,63 @@ def test_conv_networks_have_the_documented_layers():
     deconvs = [m for m in vae.decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert len(convs) == 2 and len(deconvs) == 2
     assert "architecture='conv'" in repr(vae)
+
+
+# --- networks supplied by the caller ------------------------------------------------------------------------
+
+
+class Flatten784(nn.Module):
+    """A chapter's own encoder: a convolution over the 28 × 28 image, then a linear map to [n, 2 · z_dim]."""
+
+    def __init__(self, z_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, kernel_size=3, stride=2)
+        self.norm = nn.BatchNorm2d(4)
+        self.out = nn.Linear(4 * 13 * 13, 2 * z_dim)
+
+    def forward(self, x):
+        h = self.norm(self.conv(x.reshape(-1, 1, 28, 28))).relu()
+        return self.out(h.flatten(1))
+
+
+def test_a_vae_uses_the_encoder_and_decoder_it_is_given(binary_data):
+    torch.manual_seed(0)
+    encoder, decoder = Flatten784(3), nn.Sequential(nn.Linear(3, 50), nn.Tanh(), nn.Linear(50, IMAGE))
+    running = encoder.norm.running_mean.clone()
+    vae = lvm.VAE(IMAGE, 3, encoder=encoder, decoder=decoder)
+    assert vae.encoder is encoder and vae.decoder is decoder
+    assert torch.equal(encoder.norm.running_mean, running) and encoder.training  # the shape probe changed nothing
+    x = binary_data(4, IMAGE)
+    q = vae.encode(x)
+    mean, raw = encoder(x).chunk(2, dim=-1)
+    torch.testing.assert_close(q.mean, mean)  # the first z_dim outputs are μ, the last the raw scale
+    torch.testing.assert_close(q.stddev, torch.nn.functional.softplus(raw) + MIN_STD)
+    z = q.rsample((2,))
+    torch.testing.assert_close(vae.likelihood(z).base_dist.logits, decoder(z))
+    assert lvm.iwae_bound(vae, x, q, k=5).shape == (4,)
+    h = lvm.fit(vae, x, epochs=1, batch_size=2, seed=0, progress=False, device="cpu")
+    assert torch.isfinite(torch.tensor(h.train_elbo)).all()
+
+
+def test_only_one_network_may_be_supplied():
+    torch.manual_seed(0)
+    vae = lvm.VAE(16, 2, hidden=(8,), likelihood="gaussian", decoder=nn.Linear(2, 16))
+    assert isinstance(vae.encoder, nn.Sequential) and vae.encoder[0].in_features == 16
+    assert vae.is_linear  # a supplied nn.Linear decoder is the linear special case
+    lg = vae.as_linear_gaussian()
+    torch.testing.assert_close(lg.W, vae.decoder.weight.detach())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(encoder=nn.Linear(16, 3)), r"encoder must map x \[n, x_dim\] to \[n, 2 \* z_dim\].*returned \[2, 3\], "
+                                     r"expected \[2, 4\]"),
+    (dict(encoder=nn.Linear(5, 4)), r"encoder must map .* it raised RuntimeError"),
+    (dict(decoder=nn.Linear(2, 15)),
+     r"decoder must map z \[\.\.\., z_dim\] to \[\.\.\., x_dim\].*expected \[1, 2, 16\]"),
+    (dict(decoder=nn.Sequential(nn.Linear(2, 16), nn.Flatten())), r"decoder must map.*returned \[1, 32\]"),
+    (dict(encoder="mlp"), "encoder must be an nn.Module"),
+    (dict(decoder=lambda z: z), "decoder must be an nn.Module"),
+])
+def test_supplied_networks_of_the_wrong_shape_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        lvm.VAE(16, 2, hidden=(8,), **kwargs)

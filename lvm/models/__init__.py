@@ -1,8 +1,9 @@
 """Latent variable models: each defines p(z) and p(x | z) as torch distributions."""
 
 from .base import LatentVariableModel
+from .conditional import ConditionalVAE
 from .linear import LinearGaussian
 from .mixture import GaussianMixture
 from .vae import VAE
 
-__all__ = ["GaussianMixture", "LatentVariableModel", "LinearGaussian", "VAE"]
+__all__ = ["ConditionalVAE", "GaussianMixture", "LatentVariableModel", "LinearGaussian", "VAE"]

@@ -12,6 +12,7 @@ exact ``posterior`` or ``log_marginal`` — that intractability is the reason fo
 
 from __future__ import annotations
 
+import itertools
 import math
 from numbers import Real
 from typing import Sequence
@@ -49,6 +50,16 @@ class VAE(LatentVariableModel):
             single scalar parameter (initialised at σ = 1).
         architecture: ``"mlp"`` (fully connected, ReLU) or ``"conv"`` (small convolutional networks for
             28 × 28 images; needs ``x_dim == 784``).
+        encoder: a network of your own, an ``nn.Module`` mapping x ``[n, x_dim]`` to ``[n, 2 * z_dim]``: the
+            first ``z_dim`` outputs are the posterior mean μ(x), the last ``z_dim`` a raw scale r(x) from which
+            σ(x) = softplus(r(x)) + 1e-4 (what the default networks output). ``None`` builds the network that
+            ``hidden`` and ``architecture`` describe.
+        decoder: a network of your own mapping z ``[..., z_dim]`` to ``[..., x_dim]`` over any leading
+            dimensions (the bounds pass ``[k, n, z_dim]``): Bernoulli logits, or the Gaussian mean f(z; φ).
+            ``None`` builds the default one.
+
+    Networks you supply are run once here, on zeros, to check their output shapes (in eval mode, without
+    gradients); ``hidden`` and ``architecture`` then describe only the networks built by default.
 
     Shapes: ``encode`` takes x ``[n, x_dim]`` and returns a distribution with batch shape ``[n]`` and event
     shape ``[z_dim]``; ``likelihood`` and ``decode`` take z ``[..., z_dim]`` (e.g. ``[k, n, z_dim]``) and work
@@ -56,7 +67,8 @@ class VAE(LatentVariableModel):
     """
 
     def __init__(self, x_dim: int, z_dim: int, hidden: Sequence[int] = (400,), likelihood: str = "bernoulli",
-                 *, sigma: float | None = None, architecture: str = "mlp"):
+                 *, sigma: float | None = None, architecture: str = "mlp", encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None):
         super().__init__()
         x_dim = check_positive_int(x_dim, "x_dim")
         z_dim = check_positive_int(z_dim, "z_dim")
@@ -80,12 +92,13 @@ class VAE(LatentVariableModel):
         self.likelihood_name, self.architecture, self.sigma = likelihood, architecture, sigma
 
         # The encoder outputs a mean and a raw scale for every latent dimension (2 * z_dim numbers).
-        if architecture == "mlp":
-            self.encoder = mlp(x_dim, hidden, 2 * z_dim)
-            self.decoder = mlp(z_dim, tuple(reversed(hidden)), x_dim)
-        else:
-            self.encoder = ConvEncoder(2 * z_dim, hidden)
-            self.decoder = ConvDecoder(z_dim, tuple(reversed(hidden)))
+        self._check_networks(encoder, decoder)
+        if encoder is None:
+            encoder = mlp(x_dim, hidden, 2 * z_dim) if architecture == "mlp" else ConvEncoder(2 * z_dim, hidden)
+        if decoder is None:
+            decoder = (mlp(z_dim, tuple(reversed(hidden)), x_dim) if architecture == "mlp"
+                       else ConvDecoder(z_dim, tuple(reversed(hidden))))
+        self.encoder, self.decoder = encoder, decoder
         if likelihood == "gaussian" and sigma is None:
             self.log_sigma = nn.Parameter(torch.zeros(()))
         # p(z) = N(0, I) lives in buffers so that it follows .to(device) and .double(); not persistent, so
@@ -102,18 +115,23 @@ class VAE(LatentVariableModel):
 
     def likelihood(self, z: torch.Tensor) -> Independent:
         """p(x | z, φ): event shape ``[x_dim]``, batch shape ``z.shape[:-1]`` (eq. ``nonlinear-lvm``)."""
-        out = self._decoder_output(z)
-        if self.likelihood_name == "bernoulli":
-            return Independent(Bernoulli(logits=out, validate_args=False), 1)
-        return Independent(Normal(out, self.observation_scale().expand_as(out), validate_args=False), 1)
+        return self._likelihood_from(self._decoder_output(self._check_z(z)))
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q(z | x, θ) = N(μ(x), diag σ(x)²): batch shape ``x.shape[:-1]`` (usually ``[n]``), event ``[z_dim]``.
 
         (eq. ``vae-encoder``)
         """
-        x = self._check_x(x)
-        mean, raw_scale = self._cast(self.encoder(x)).chunk(2, dim=-1)
+        return self._posterior_from(self.encoder(self._check_x(x)))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | z): pixel probabilities (Bernoulli) or f(z; φ) (Gaussian), ``[..., x_dim]``."""
+        return self._mean_from(self._decoder_output(self._check_z(z)))
+
+    # --- from network outputs to distributions (shared with ConditionalVAE) -------------------------------
+    def _posterior_from(self, out: torch.Tensor) -> Independent:
+        """q(z | x) from the encoder's output ``[..., 2 * z_dim]``: the mean, then the raw scale."""
+        mean, raw_scale = self._cast(out).chunk(2, dim=-1)
         # σ = softplus(raw) + MIN_STD rather than exp(raw): exp overflows to inf for a raw output of ~89 in
         # float32 (and its gradient grows as fast), so one bad step early in training, or a large learning
         # rate, turns the loss into inf/NaN. softplus grows only linearly, with gradient at most 1, and the
@@ -121,16 +139,28 @@ class VAE(LatentVariableModel):
         std = F.softplus(raw_scale) + MIN_STD
         return Independent(Normal(mean, std, validate_args=False), 1)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The mean of p(x | z): pixel probabilities (Bernoulli) or f(z; φ) (Gaussian), ``[..., x_dim]``."""
-        out = self._decoder_output(z)
+    def _likelihood_from(self, out: torch.Tensor) -> Independent:
+        """p(x | z) from the decoder's output ``[..., x_dim]`` (logits, or the Gaussian mean)."""
+        if self.likelihood_name == "bernoulli":
+            return Independent(Bernoulli(logits=out, validate_args=False), 1)
+        return Independent(Normal(out, self.observation_scale().expand_as(out), validate_args=False), 1)
+
+    def _mean_from(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out) if self.likelihood_name == "bernoulli" else out
 
     # --- the linear special case -------------------------------------------------------------------------
     @property
     def is_linear(self) -> bool:
-        """True when the decoder is one affine map, x = W z + b (``hidden=()`` with the MLP architecture)."""
-        return self.architecture == "mlp" and len(self.hidden) == 0
+        """True when the decoder is one affine map, x = W z + b (``hidden=()`` with the MLP architecture, or a
+        supplied ``nn.Linear``)."""
+        return self._affine_decoder() is not None
+
+    def _affine_decoder(self) -> nn.Linear | None:
+        """The decoder's one ``nn.Linear``, if that is all it is (alone, or alone in an ``nn.Sequential``)."""
+        layer = self.decoder
+        if isinstance(layer, nn.Sequential) and len(layer) == 1:
+            layer = layer[0]
+        return layer if isinstance(layer, nn.Linear) else None
 
     def observation_scale(self) -> torch.Tensor:
         """σ of the Gaussian likelihood, a scalar tensor (fixed, or exp of the learned log σ)."""
@@ -153,14 +183,28 @@ class VAE(LatentVariableModel):
                              f"hidden={self.hidden}, likelihood={self.likelihood_name!r}")
         from .linear import LinearGaussian  # imported here: a VAE does not otherwise need the linear model
 
-        layer = self.decoder[0]
+        layer = self._affine_decoder()
         return LinearGaussian(layer.weight.detach().clone(), layer.bias.detach().clone(),
                               float(self.observation_scale().detach()))
 
     # --- helpers -------------------------------------------------------------------------------------------
-    def _decoder_output(self, z: torch.Tensor) -> torch.Tensor:
+    def _check_z(self, z) -> torch.Tensor:
+        """z ``[..., z_dim]`` as a tensor of the model's dtype, on its device."""
         z = as_tensor(z, "z", dtype=self.prior_loc.dtype).to(self.prior_loc.device)
-        return self._cast(self.decoder(self._check_last_dim(z, "z", self.z_dim)))
+        return self._check_last_dim(z, "z", self.z_dim)
+
+    def _decoder_output(self, z: torch.Tensor) -> torch.Tensor:
+        return self._cast(self.decoder(z))
+
+    def _check_networks(self, encoder: nn.Module | None, decoder: nn.Module | None) -> None:
+        """Run supplied networks once on zeros: a wrong output shape is found here, with a clear message, not
+        as a shape error deep inside a bound."""
+        if encoder is not None:
+            _check_network(encoder, "encoder", (2, self.x_dim), (2, 2 * self.z_dim),
+                           "x [n, x_dim] to [n, 2 * z_dim] (the mean, then the raw scale, of each latent dimension)")
+        if decoder is not None:
+            _check_network(decoder, "decoder", (1, 2, self.z_dim), (1, 2, self.x_dim),
+                           "z [..., z_dim] to [..., x_dim] over any leading dimensions")
 
     def _cast(self, out: torch.Tensor) -> torch.Tensor:
         # Under bf16 autocast the networks return bf16; densities are computed in the model's own dtype, since
@@ -186,6 +230,29 @@ class VAE(LatentVariableModel):
         return (f"x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
                 f"likelihood={self.likelihood_name!r}{sigma}, architecture={self.architecture!r}")
 
+
+
+def _check_network(net, name: str, shape_in: tuple[int, ...], shape_out: tuple[int, ...], what: str) -> None:
+    """``net`` is an ``nn.Module`` that maps zeros of ``shape_in`` to ``shape_out``; otherwise a ``ValueError``."""
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"{name} must be an nn.Module mapping {what}, or None; got {type(net).__name__}")
+    reference = next(itertools.chain(net.parameters(), net.buffers()), None)
+    probe = torch.zeros(shape_in, dtype=reference.dtype if reference is not None and reference.is_floating_point()
+                        else torch.get_default_dtype(), device=None if reference is None else reference.device)
+    was_training = net.training
+    net.eval()  # eval mode: a probe must not move a batch norm's running statistics
+    try:
+        with torch.no_grad():
+            out = net(probe)
+    except Exception as exc:  # noqa: BLE001 — whatever the network raises, say what it was given
+        raise ValueError(f"{name} must map {what}; given zeros of shape {list(shape_in)} it raised "
+                         f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        net.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != shape_out:
+        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{name} must map {what}: given zeros of shape {list(shape_in)} it returned {got}, "
+                         f"expected {list(shape_out)}")
 
 
 def _widths(hidden) -> tuple[int, ...]:

@@ -1,0 +1,81 @@
+"""Tests of lvm.diagnostics on a hand-built encoder whose posterior mean follows x in some latent dimensions and
+ignores it in others: the KL per dimension against eq. gauss-kl by hand, and Burda et al.'s active units."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import lvm
+from lvm.diagnostics import active_units, kl_per_dimension
+
+D, Z = 6, 4
+RAW = torch.tensor([0.5, -1.0, 0.0, 2.0])  # the raw scales: σ_j = softplus(RAW_j) + 1e-4, the same for every x
+
+
+def hand_built_vae() -> lvm.VAE:
+    """μ(x) = (2 x_0, x_1, 0.05 x_2, 0.3): dimensions 0 and 1 follow x, 2 barely, 3 not at all."""
+    encoder = nn.Linear(D, 2 * Z)
+    with torch.no_grad():
+        encoder.weight.zero_()
+        encoder.weight[0, 0], encoder.weight[1, 1], encoder.weight[2, 2] = 2.0, 1.0, 0.05
+        encoder.bias.copy_(torch.cat([torch.tensor([0.0, 0.0, 0.0, 0.3]), RAW]))
+    torch.manual_seed(0)
+    return lvm.VAE(D, Z, hidden=(8,), encoder=encoder)
+
+
+def data(n: int = 400, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, D, generator=g) < 0.5).float()
+
+
+def test_kl_per_dimension_is_the_mean_closed_form_kl_of_each_dimension():
+    x = data()
+    mu = torch.stack([2 * x[:, 0], x[:, 1], 0.05 * x[:, 2], torch.full((len(x),), 0.3)], dim=1)
+    std = F.softplus(RAW) + 1e-4
+    by_hand = (0.5 * (mu**2 + std**2 - 1 - torch.log(std**2))).mean(0)  # eq. gauss-kl, per dimension
+    kl = kl_per_dimension(hand_built_vae(), x)
+    assert kl.shape == (Z,)
+    torch.testing.assert_close(kl, by_hand)
+    model = hand_built_vae()
+    torch.testing.assert_close(kl.sum(), torch.distributions.kl_divergence(model.encode(x), model.prior()).mean())
+
+
+def test_active_units_count_the_dimensions_whose_posterior_mean_varies_with_x():
+    model, x = hand_built_vae(), data()
+    # Variances over x of μ: about 4 · 1/4 = 1, 1/4, 0.05² / 4 ≈ 0.0006, and 0.
+    assert active_units(model, x) == 2
+    assert active_units(model, x, threshold=0.0001) == 3
+    assert active_units(model, x, threshold=0.5) == 1
+    assert active_units(model, x, threshold=10.0) == 0
+
+
+def test_diagnostics_leave_the_training_mode_and_the_gradients_alone():
+    model = hand_built_vae()
+    model.train()
+    kl = kl_per_dimension(model, data(10))
+    assert model.training and not kl.requires_grad
+
+
+def test_a_conditional_vae_takes_x_and_y():
+    torch.manual_seed(0)
+    model = lvm.ConditionalVAE(D, 3, Z, hidden=(8,))
+    x, y = data(30), torch.arange(30) % 3
+    q = model.encode(x, y)
+    by_hand = torch.distributions.kl_divergence(q.base_dist, model.prior().base_dist).mean(0)
+    torch.testing.assert_close(kl_per_dimension(model, (x, y)), by_hand)
+    assert active_units(model, (x, y), threshold=0.0) == int((q.mean.var(0, correction=0) > 0).sum())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x: active_units(m, x[:1]), "at least two"),
+    (lambda m, x: active_units(m, x, threshold=-1.0), "threshold"),
+    (lambda m, x: active_units(m, x, threshold=float("nan")), "threshold"),
+    (lambda m, x: kl_per_dimension(m, x[:, :3]), "x must have shape"),
+    (lambda m, x: kl_per_dimension(m, (x, torch.zeros(len(x), dtype=torch.long))), "given"),
+])
+def test_bad_arguments_are_explained(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(hand_built_vae(), data(10))
