@@ -3,7 +3,7 @@
 An objective is a function ``objective(model, batch, epoch) -> values`` that returns one value per example,
 shape ``[B]``, to **maximise**; ``fit`` minimises minus their mean. ``batch`` is a batch of x ``[B, x_dim]``,
 or a pair ``(x, y)`` when ``fit`` was given data ``(x, y)`` (a :class:`lvm.ConditionalVAE` and its labels);
-``epoch`` counts from 1. :func:`unpack` turns either kind of batch into a model of x and x, so one objective
+``epoch`` counts from 1. :func:`lvm.objectives.unpack` turns either kind of batch into a model of x and x, so one objective
 serves both. A new objective is a new function here (or in a chapter), never an edit of ``fit``.
 
 - :func:`elbo` — the ELBO with a β-weighted KL, free bits and KL warm-up (eq. ``beta-elbo``).
@@ -63,7 +63,7 @@ def elbo(beta: float = 1.0, free_bits: float = 0.0, warmup_epochs: int = 0, n_sa
     - **KL warm-up** (Bowman et al. 2016; Sønderby et al. 2016): β_t rises linearly, β/T in the first epoch,
       up to β in epoch T; the decoder learns to use z before the KL pulls q towards the prior.
 
-    With the defaults (β = 1, λ = 0, T = 0) this is the ELBO of :func:`lvm.elbo`, to the bit. Requires q and
+    With the defaults (β = 1, λ = 0, T = 0) this is the ELBO of :func:`lvm.elbo <lvm.bounds.elbo>`, to the bit. Requires q and
     the prior to factorise over z's dimensions (an ``Independent``, like a VAE's).
 
     Args:
@@ -99,7 +99,7 @@ def iwae(k: int) -> Objective:
 
         log (1/k) Σ_{s=1..k} p(x, z_s) / q(z_s | x),     z_s ~ q(z | x) by ``rsample``
 
-    the number :func:`lvm.iwae_bound` estimates, here with gradients through the reparameterised draws. k = 1
+    the number :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>` estimates, here with gradients through the reparameterised draws. k = 1
     is the ELBO (with a Monte Carlo KL); larger k gives a tighter bound and a model with a higher log p(x).
     Memory grows with k (all k draws are in the graph at once).
 
@@ -120,7 +120,7 @@ def iwae(k: int) -> Objective:
 
 
 def _default(n_samples: int) -> Objective:
-    """``fit``'s objective when it is given none: :func:`lvm.elbo` with q = ``model.encode(x)``, for any q."""
+    """``fit``'s objective when it is given none: :func:`lvm.elbo <lvm.bounds.elbo>` with q = ``model.encode(x)``, for any q."""
 
     def plain_elbo(model, batch: Batch, epoch: int) -> torch.Tensor:
         model_x, x = unpack(model, batch)

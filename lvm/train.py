@@ -63,7 +63,7 @@ class History:
             batches (the weights change during the epoch, so this lags the end-of-epoch model a little). With
             the default objective that is the ELBO; with another one it is *that* objective's value (e.g. the
             β-weighted ELBO, or the IWAE bound), not the ELBO.
-        val_elbo: the plain ELBO (:func:`lvm.elbo`) per validation example, in nats, at the end of each epoch
+        val_elbo: the plain ELBO (:func:`lvm.elbo <lvm.bounds.elbo>`) per validation example, in nats, at the end of each epoch
             (eval mode, no gradients), whatever the objective; empty when ``fit`` got no ``x_val``.
         seconds: wall-clock time of each epoch (training, transform and validation; not checkpoint writing).
         lr: the learning rate of each epoch (it changes only with a ``scheduler``).
@@ -133,16 +133,17 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
         objective: what to maximise, a function ``(model, batch, epoch) -> [B]`` of per-example values (see
             :mod:`lvm.objectives`: ``elbo(beta, free_bits, warmup_epochs)``, ``iwae(k)``). ``batch`` is x
             ``[B, x_dim]``, or ``(x, y)`` for data ``(x, y)``; ``epoch`` counts from 1. ``None``: the ELBO of
-            :func:`lvm.elbo` with q = ``model.encode(x)`` (``model.given(y)`` for data ``(x, y)``).
+            :func:`lvm.elbo <lvm.bounds.elbo>` with q = ``model.encode(x)`` (``model.given(y)`` for data ``(x, y)``).
         batch_size: examples per gradient step (the last batch of an epoch may be smaller).
         lr: Adam's learning rate (with a ``scheduler``, the schedule's starting value).
-        scheduler: ``None``, or a function that takes the optimizer and returns a
+        scheduler (Callable[[~torch.optim.Optimizer], ~torch.optim.lr_scheduler.LRScheduler] | None): ``None``,
+            or a function that takes the optimizer and returns a
             ``torch.optim.lr_scheduler.LRScheduler`` of it, e.g.
             ``lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.3)``. Stepped once at the
             end of every epoch (``scheduler.step()``, so not ``ReduceLROnPlateau``), and saved in checkpoints.
-        x_val: optional validation data, ``[m, x_dim]`` or ``(x, y)``: its **plain ELBO** (:func:`lvm.elbo`,
-            ``n_samples`` draws) is recorded after every epoch, whatever the objective, so that runs with
-            different objectives can be compared.
+        x_val: optional validation data, ``[m, x_dim]`` or ``(x, y)``: its **plain ELBO**
+            (:func:`lvm.elbo <lvm.bounds.elbo>`, ``n_samples`` draws) is recorded after every epoch, whatever the
+            objective, so that runs with different objectives can be compared.
         device: ``None`` picks CUDA, then MPS, then the CPU; or ``"cpu"``, ``"cuda"``, a ``torch.device``...
         seed: seeds torch's global random state (the rsample noise of the objective, and ``transform``) and the
             generator that shuffles the batches. Same seed, same device → the same run (bit-for-bit on the CPU).

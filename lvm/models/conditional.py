@@ -73,13 +73,20 @@ class ConditionalVAE(VAE):
 
     def given(self, y: torch.Tensor) -> "LabelledModel":
         """The model p(x, z | y) for the labels y ``[n]``: a latent variable model of x alone, with ``encode``,
-        that :func:`lvm.elbo`, :func:`lvm.iwae_bound`, :func:`lvm.ancestral_sample` and the objectives take."""
+        that :func:`lvm.elbo <lvm.bounds.elbo>`, :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>`, :func:`lvm.ancestral_sample` and the objectives take."""
         return LabelledModel(self, self.check_labels(y))
 
     def sample(self, y: torch.Tensor, generator: torch.Generator | int | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Ancestral sampling given labels y ``[n]``: z ~ p(z), then x ~ p(x | z, y). Returns ``(x, z)``,
-        ``[n, x_dim]`` and ``[n, z_dim]``; ``generator`` as in :func:`lvm.ancestral_sample`."""
+        """Ancestral sampling given labels y ``[n]``: z ~ p(z), then x ~ p(x | z, y).
+
+        Args:
+            y (~torch.Tensor): integer labels ``[n]``.
+            generator (~torch.Generator | int | None): as in :func:`lvm.ancestral_sample`.
+
+        Returns:
+            ``(x, z)``, ``[n, x_dim]`` and ``[n, z_dim]``.
+        """
         y = self.check_labels(y)
         if y.dim() != 1 or y.shape[0] < 1:
             raise ValueError(f"y must be a 1-D tensor of at least one label, got shape {list(y.shape)}")

@@ -6,7 +6,7 @@ The encoder g(x; θ) gives the amortised approximate posterior q(z | x, θ) = N(
 (eq. ``vae-encoder``), the q that the ELBO (eq. ``elbo-three-forms``) and the IWAE bound are evaluated with.
 
 The VAE honours the same contract as every other model (``prior``, ``likelihood``), so
-:func:`lvm.ancestral_sample`, :func:`lvm.elbo` and :func:`lvm.iwae_bound` work on it unchanged. It has no
+:func:`lvm.ancestral_sample`, :func:`lvm.elbo <lvm.bounds.elbo>` and :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>` work on it unchanged. It has no
 exact ``posterior`` or ``log_marginal`` — that intractability is the reason for the encoder.
 """
 
@@ -67,8 +67,8 @@ class VAE(LatentVariableModel):
     """
 
     def __init__(self, x_dim: int, z_dim: int, hidden: Sequence[int] = (400,), likelihood: str = "bernoulli",
-                 *, sigma: float | None = None, architecture: str = "mlp", encoder: nn.Module | None = None,
-                 decoder: nn.Module | None = None):
+                 *, sigma: float | None = None, architecture: str = "mlp", encoder: torch.nn.Module | None = None,
+                 decoder: torch.nn.Module | None = None):
         super().__init__()
         x_dim = check_positive_int(x_dim, "x_dim")
         z_dim = check_positive_int(z_dim, "z_dim")
