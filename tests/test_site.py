@@ -104,6 +104,7 @@ class PageVisit:
         self.page.route("**/*", self._only_local)
         self.page.goto(url, wait_until="load")
         self.page.wait_for_load_state("networkidle")
+        self.shown_answers = self.page.evaluate(SHOWN_ANSWERS_JS)  # before a student clicks anything
         self.open_folds()
         self.wait_for_maths()
 
@@ -149,6 +150,7 @@ def visits(server, browser):
                 visit.page.screenshot(path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True)
             loaded[page_name, label] = {
                 "outside": visit.outside,
+                "shown_answers": visit.shown_answers,
                 "console_errors": visit.console_errors,
                 "images": visit.page.evaluate("""() => [...document.querySelectorAll('article img')]
                     .map(i => ({src: i.getAttribute('src'), width: i.naturalWidth}))"""),
@@ -163,6 +165,22 @@ def visits(server, browser):
             visit.close()
     return loaded
 
+
+# Answers a reader sees without clicking: the code of a `solution` cell, or the body of a {solution}.
+SHOWN_ANSWERS_JS = """() => {
+    // checkVisibility, not offsetParent: a closed <details> hides its content with content-visibility.
+    const visible = e => e && e.checkVisibility({visibilityProperty: true, opacityProperty: true})
+                         && e.getBoundingClientRect().height > 0;
+    const found = [];
+    document.querySelectorAll('.cell.tag_solution .cell_input pre').forEach(pre => {
+        if (visible(pre)) found.push('code: ' + pre.textContent.trim().slice(0, 60));
+    });
+    document.querySelectorAll('div.solution').forEach(box => {
+        const body = [...box.children].filter(c => !c.classList.contains('admonition-title'));
+        if (body.some(visible)) found.push('solution: ' + (box.id || box.textContent.trim().slice(0, 60)));
+    });
+    return found;
+}"""
 
 # Text nodes outside code, scripts and typeset maths that still look like TeX.
 RAW_TEX_JS = """(pattern) => {
@@ -210,6 +228,13 @@ def test_page_loads_nothing_from_outside_and_logs_no_error(visits, page):
         visit = visits[page, label]
         assert visit["outside"] == [], f"{page} requested from outside 127.0.0.1: {visit['outside'][:5]}"
         assert visit["console_errors"] == [], f"{page} logged errors: {visit['console_errors'][:5]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_answers_are_folded_until_the_reader_opens_them(visits, page):
+    for label in WIDTHS:
+        shown = visits[page, label]["shown_answers"]
+        assert shown == [], f"{page} at {WIDTHS[label]} px shows answers unfolded: {shown[:5]}"
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -96,7 +96,7 @@ def student_markdown(text: str) -> str:
 def write_edition(output: Path) -> None:
     shutil.copytree(ROOT / "book", output / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copy(ROOT / "_toc.yml", output / "_toc.yml")
-    for folder in SITE_ASSETS:  # the theme's additions (CSS, favicon), which _config.yml refers to
+    for folder in SITE_ASSETS:  # CSS, favicon and the Sphinx fix that _config.yml refers to
         if (ROOT / folder).exists():
             shutil.copytree(ROOT / folder, output / folder)
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
