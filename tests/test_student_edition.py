@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import student_edition  # noqa: E402
+from lvm.exercises import ExerciseFeedback  # noqa: E402
 
 STUDENT_SITE = Path(os.environ.get("LVM_STUDENT_SITE", ROOT / "_build" / "student" / "_build" / "html"))
 PAGES = sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.md"))
@@ -130,17 +131,11 @@ def test_every_stub_check_answers_with_the_checkers_sentence(edition, capsys):
             result = shell.run_cell(check)
             shown = capsys.readouterr()
             shown = re.sub(r"\x1b\[[0-9;]*m", "", shown.out + shown.err)
-            assert isinstance(result.error_in_exec, lvm_feedback()), f"{notebook.name}: {check!r} gave {shown}"
+            assert isinstance(result.error_in_exec, ExerciseFeedback), f"{notebook.name}: {check!r} gave {shown}"
             assert "is not written yet" in shown, f"{notebook.name}: {shown}"
             assert "Traceback" not in shown and "File " not in shown, f"{notebook.name} shows a traceback: {shown}"
             checked += 1
     assert checked >= 9
-
-
-def lvm_feedback():
-    from lvm.exercises import ExerciseFeedback
-
-    return ExerciseFeedback
 
 
 @pytest.mark.student_site
