@@ -30,6 +30,7 @@ import torch
 
 from ._checks import as_tensor
 from .profiles import Profile, current_profile, profile_named
+from .shapes import Shapes, shapes  # noqa: F401  (lvm.data.shapes: the procedural data set of chapter 8)
 
 __all__ = [
     "MNIST_FILES",
@@ -43,6 +44,7 @@ __all__ = [
     "dynamic_binarize",
     "mnist",
     "mnist_splits",
+    "shapes",
     "static_binarize",
 ]
 

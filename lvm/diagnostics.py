@@ -3,6 +3,8 @@
 - :func:`kl_per_dimension` — how many nats each latent dimension carries about x, on average: a dimension
   with KL ≈ 0 has q(z_j | x) = p(z_j) for every x, so the decoder cannot learn anything from it.
 - :func:`active_units` — Burda et al. (2016)'s count of the dimensions whose posterior mean moves with x.
+- :func:`mutual_information_gap` — Chen et al. (2018)'s disentanglement score, for data whose factors of
+  variation are known (:func:`lvm.data.shapes`).
 
 Both take x, or ``(x, y)`` for a :class:`lvm.ConditionalVAE`, and run the encoder in eval mode, without
 gradients, on the whole of x at once.
@@ -14,12 +16,14 @@ import contextlib
 from numbers import Real
 from typing import Iterator
 
+import numpy as np
 import torch
 
+from ._checks import check_positive_int
 from .bounds import _check_x, _kl_per_dimension
 from .objectives import Batch, unpack
 
-__all__ = ["active_units", "kl_per_dimension"]
+__all__ = ["active_units", "kl_per_dimension", "mutual_information", "mutual_information_gap"]
 
 
 @torch.no_grad()
@@ -65,6 +69,77 @@ def active_units(model, x: Batch, threshold: float = 0.01) -> int:
     with _evaluating(model):
         means = model_x.encode(x).mean  # [n, z_dim]
     return int((means.var(dim=0, correction=0) > threshold).sum())
+
+
+def mutual_information(codes: torch.Tensor, factors: torch.Tensor, bins: int = 20
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mutual information between each code dimension and each factor, and each factor's entropy, in nats.
+
+    Both are estimated from the empirical joint distribution after discretising: a code dimension into
+    ``bins`` equally filled bins (by quantiles), a factor the same way unless it takes at most ``bins``
+    distinct values (a category such as a shape), which are then kept as they are. scikit-learn's
+    ``mutual_info_score`` computes each entry.
+
+    Args:
+        codes: ``[n, d_z]``, e.g. the encoder means of n examples.
+        factors: ``[n, K]``, the known factors of variation of the same examples.
+        bins: bins per continuous variable, >= 2.
+
+    Returns:
+        ``(I, H)``: I ``[d_z, K]`` with I[j, k] = I(z_j; v_k), and H ``[K]`` with H[k] = H(v_k).
+    """
+    bins = check_positive_int(bins, "bins")
+    if bins < 2:
+        raise ValueError(f"bins must be at least 2, got {bins}")
+    codes = _as_table(codes, "codes")
+    factors = _as_table(factors, "factors")
+    if codes.shape[0] != factors.shape[0]:
+        raise ValueError(f"codes and factors must describe the same examples: codes has {codes.shape[0]} rows, "
+                         f"factors {factors.shape[0]}")
+    from sklearn.metrics import mutual_info_score  # imported here: only this function needs scikit-learn
+
+    code_bins = [_discretise(column, bins) for column in codes.T]
+    factor_bins = [_discretise(column, bins) for column in factors.T]
+    info = torch.tensor([[mutual_info_score(v, c) for v in factor_bins] for c in code_bins], dtype=torch.float64)
+    entropy = torch.tensor([mutual_info_score(v, v) for v in factor_bins], dtype=torch.float64)
+    return info, entropy
+
+
+def mutual_information_gap(codes: torch.Tensor, factors: torch.Tensor, bins: int = 20) -> torch.Tensor:
+    """The mutual-information gap of each factor (Chen et al. 2018, eq. ``mig``), shape ``[K]``:
+
+        MIG_k = (I(z_(1); v_k) − I(z_(2); v_k)) / H(v_k)
+
+    where z_(1) and z_(2) are the code dimensions with the largest and second-largest mutual information with
+    factor v_k. It is near 1 when one dimension alone describes the factor, near 0 when none does or when
+    the factor is spread over several; its mean over the factors is the usual single score. Estimated as in
+    :func:`mutual_information`; needs at least two code dimensions.
+    """
+    info, entropy = mutual_information(codes, factors, bins)
+    if info.shape[0] < 2:
+        raise ValueError(f"codes must have at least two dimensions for a gap, got {info.shape[0]}")
+    if (entropy <= 0).any():
+        raise ValueError("every factor must vary over the examples (a constant factor has no entropy)")
+    top_two = info.topk(2, dim=0).values  # [2, K]
+    return (top_two[0] - top_two[1]) / entropy
+
+
+def _as_table(values, name: str) -> np.ndarray:
+    if not isinstance(values, torch.Tensor) or values.dim() != 2 or values.shape[0] < 2:
+        raise ValueError(f"{name} must be a 2-D tensor [n, columns] with n >= 2, got "
+                         f"{tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__}")
+    if values.is_complex() or not torch.isfinite(values).all():
+        raise ValueError(f"{name} must hold finite real numbers")
+    return values.detach().cpu().double().numpy()
+
+
+def _discretise(column: np.ndarray, bins: int) -> np.ndarray:
+    """Integer labels: a column's own values if it has at most ``bins`` of them, else quantile bins."""
+    distinct = np.unique(column)
+    if len(distinct) <= bins:
+        return np.searchsorted(distinct, column)
+    edges = np.quantile(column, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.digitize(column, edges)
 
 
 @contextlib.contextmanager

@@ -45,30 +45,30 @@ def unpack(model, batch: Batch):
 def elbo(beta: float = 1.0, free_bits: float = 0.0, warmup_epochs: int = 0, n_samples: int = 1) -> Objective:
     """The ELBO with a weighted KL (eq. ``beta-elbo``): per example x_i,
 
-        E_q[log p(x_i | z)] − β_t Σ_j (KL_ij + max(m_j, λ) − m_j),     β_t = β · min(1, t / T)
+        E_q[log p(x_i | z)] − β_t Σ_j (KL_ij + max(m_j, τ) − m_j),     β_t = β · min(1, t / T)
 
     where KL_ij = KL(q(z_j | x_i) ‖ p(z_j)) is the KL of latent dimension j (closed form for diagonal
-    Gaussians, else Monte Carlo), m_j = (1/B) Σ_i KL_ij its mean over the batch, λ = ``free_bits``, t the
+    Gaussians, else Monte Carlo), m_j = (1/B) Σ_i KL_ij its mean over the batch, τ = ``free_bits``, t the
     epoch (from 1) and T = ``warmup_epochs`` (T = 0: β_t = β from the start).
 
     - **β** (Higgins et al. 2017): β > 1 presses q towards the prior (β-VAE), β < 1 lets it go.
-    - **Free bits** λ, in nats per latent dimension (Kingma et al. 2016, IAF paper, appendix C.8): the batch's
-      objective is E[log p(x | z)] − β_t Σ_j max(m_j, λ), so a dimension whose *batch-mean* KL is below λ is
+    - **Free bits** τ, in nats per latent dimension (Kingma et al. 2016, IAF paper, appendix C.8): the batch's
+      objective is E[log p(x | z)] − β_t Σ_j max(m_j, τ), so a dimension whose *batch-mean* KL is below τ is
       not pushed further towards the prior, and no encoder is rewarded for collapsing it. The clamp is on
-      the batch mean, as in that paper, rather than per example (max(KL_ij, λ)): per example, every data
+      the batch mean, as in that paper, rather than per example (max(KL_ij, τ)): per example, every data
       point that uses a dimension lightly would lose its gradient there, even while the dimension carries
-      information on average. Above, the shared term max(m_j, λ) − m_j spreads the clamp over the batch, so
+      information on average. Above, the shared term max(m_j, τ) − m_j spreads the clamp over the batch, so
       the values' mean is exactly that objective and each value is the example's own ELBO when nothing
       is clamped.
     - **KL warm-up** (Bowman et al. 2016; Sønderby et al. 2016): β_t rises linearly, β/T in the first epoch,
       up to β in epoch T; the decoder learns to use z before the KL pulls q towards the prior.
 
-    With the defaults (β = 1, λ = 0, T = 0) this is the ELBO of :func:`lvm.elbo <lvm.bounds.elbo>`, to the bit. Requires q and
+    With the defaults (β = 1, τ = 0, T = 0) this is the ELBO of :func:`lvm.elbo <lvm.bounds.elbo>`, to the bit. Requires q and
     the prior to factorise over z's dimensions (an ``Independent``, like a VAE's).
 
     Args:
         beta: β >= 0.
-        free_bits: λ >= 0, nats per latent dimension.
+        free_bits: τ >= 0, nats per latent dimension.
         warmup_epochs: T >= 0.
         n_samples: draws of z per example for E_q[log p(x | z)].
 
@@ -86,7 +86,7 @@ def elbo(beta: float = 1.0, free_bits: float = 0.0, warmup_epochs: int = 0, n_sa
         q = model_x.encode(x)
         recon = model_x.likelihood(_draw(q, n_samples)).log_prob(x).mean(0)  # [B]
         kl = _kl_per_dimension(q, model_x.prior(), n_samples)  # [B, d_z]
-        if free_bits > 0:  # skipped at λ = 0, so that the default is lvm.elbo exactly
+        if free_bits > 0:  # skipped at τ = 0, so that the default is lvm.elbo exactly
             batch_mean = kl.mean(0)
             kl = kl + (batch_mean.clamp(min=free_bits) - batch_mean)
         return recon - _warm(beta, epoch, warmup_epochs) * kl.sum(-1)

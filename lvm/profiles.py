@@ -28,13 +28,16 @@ class Profile:
     batch_size: int
     eval_examples: int  # test images whose log-likelihood chapter 7 estimates
     eval_k: int  # importance samples per test image
+    shapes_train: int = 6_000  # chapter 8: images of lvm.data.shapes to train the β-VAEs on
+    shapes_epochs: int = 15
 
 
 PROFILES = {
     "quick": Profile("quick", mc_samples=20_000, mnist_train=8_000, mnist_val=2_000, vae_epochs=8,
                      vae_epochs_2d=8, batch_size=128, eval_examples=500, eval_k=500),
     "full": Profile("full", mc_samples=200_000, mnist_train=None, mnist_val=10_000, vae_epochs=100,
-                    vae_epochs_2d=50, batch_size=128, eval_examples=10_000, eval_k=5_000),
+                    vae_epochs_2d=50, batch_size=128, eval_examples=10_000, eval_k=5_000,
+                    shapes_train=60_000, shapes_epochs=50),
 }
 
 

@@ -3,6 +3,8 @@ ignores it in others: the KL per dimension against eq. gauss-kl by hand, and Bur
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -79,3 +81,47 @@ def test_a_conditional_vae_takes_x_and_y():
 def test_bad_arguments_are_explained(call, message):
     with pytest.raises(ValueError, match=message):
         call(hand_built_vae(), data(10))
+
+
+# --- the mutual-information gap (chapter 8) -------------------------------------------------------------------
+
+
+def test_mutual_information_matches_a_hand_computation():
+    # z takes 2 values, v takes 2 values; joint counts [[3, 1], [1, 3]] over 8 examples.
+    z = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1], dtype=torch.float64)[:, None]
+    v = torch.tensor([0, 0, 0, 1, 0, 1, 1, 1], dtype=torch.float64)[:, None]
+    info, entropy = lvm.diagnostics.mutual_information(z, v)
+    joint = torch.tensor([[3, 1], [1, 3]], dtype=torch.float64) / 8
+    by_hand = (joint * (joint / 0.25).log()).sum()  # both marginals are (1/2, 1/2)
+    torch.testing.assert_close(info[0, 0], by_hand)
+    torch.testing.assert_close(entropy[0], torch.tensor(math.log(2), dtype=torch.float64))
+
+
+def test_gap_is_one_for_a_code_that_copies_each_factor_and_zero_for_a_duplicated_one():
+    gen = torch.Generator().manual_seed(0)
+    factors = torch.rand(4000, 2, generator=gen, dtype=torch.float64)
+    noise = torch.rand(4000, 1, generator=gen, dtype=torch.float64)
+    disentangled = torch.cat([factors, noise], dim=1)  # z_1 = v_1, z_2 = v_2, z_3 unrelated
+    gap = lvm.diagnostics.mutual_information_gap(disentangled, factors, bins=10)
+    assert (gap > 0.95).all()  # 1, less the small positive bias of the unrelated dimension's estimate
+    duplicated = torch.cat([factors[:, :1], factors[:, :1], noise], dim=1)  # v_1 twice, v_2 nowhere
+    gap = lvm.diagnostics.mutual_information_gap(duplicated, factors, bins=10)
+    assert gap[0].abs() < 1e-12 and gap[1] < 0.05
+    rotated = torch.stack([factors[:, 0] + factors[:, 1], factors[:, 0] - factors[:, 1]], 1)  # entangled
+    assert lvm.diagnostics.mutual_information_gap(rotated, factors, bins=10).max() < 0.3
+
+
+def test_mutual_information_gap_rejects_bad_input():
+    good = torch.rand(10, 3)
+    with pytest.raises(ValueError, match="same examples"):
+        lvm.diagnostics.mutual_information_gap(good, torch.rand(9, 2))
+    with pytest.raises(ValueError, match="codes must be a 2-D tensor"):
+        lvm.diagnostics.mutual_information_gap(torch.rand(10), torch.rand(10, 2))
+    with pytest.raises(ValueError, match="factors must hold finite"):
+        lvm.diagnostics.mutual_information_gap(good, torch.full((10, 2), float("nan")))
+    with pytest.raises(ValueError, match="at least two dimensions"):
+        lvm.diagnostics.mutual_information_gap(torch.rand(10, 1), torch.rand(10, 2))
+    with pytest.raises(ValueError, match="constant factor"):
+        lvm.diagnostics.mutual_information_gap(good, torch.ones(10, 2))
+    with pytest.raises(ValueError, match="bins must be at least 2"):
+        lvm.diagnostics.mutual_information(good, torch.rand(10, 2), bins=1)

@@ -8,6 +8,7 @@ its sentence alone, without the checker's stack.
 """
 
 from ._feedback import ExerciseFeedback
+from .disentanglement import check_mutual_information_gap
 from .elbo import check_gaussian_kl
 from .evaluation import check_log_mean_exp_stream
 from .gradients import check_reparameterised_sample, check_score_function_estimator
@@ -22,6 +23,7 @@ __all__ = [
     "check_importance_estimate",
     "check_log_mean_exp_stream",
     "check_mixture_log_density",
+    "check_mutual_information_gap",
     "check_ppca_posterior",
     "check_reparameterised_sample",
     "check_responsibilities",
