@@ -11,7 +11,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "_ext"))
 
+import lvm_equations  # noqa: E402
 import notebooks  # noqa: E402
 import student_edition  # noqa: E402
 
@@ -80,6 +82,43 @@ def test_chapter_has_the_course_structure(path):
     solutions = re.findall(r"\{solution\}", markdown)
     checked = [s for s in code if "lvm.exercises.check_" in s]
     assert len(exercises) >= 3 and len(solutions) + len(checked) >= len(exercises)
+
+
+def equation_labels():
+    """Every numbered equation's label in the chapters, {label: chapter}."""
+    labels = {}
+    for path in CHAPTERS:
+        for cell in cells(path):
+            if cell["cell_type"] == "markdown":
+                for label in re.findall(r"^\$\$ \(([\w-]+)\)$", source(cell), re.M):
+                    assert label not in labels, f"equation label {label} is used twice"
+                    labels[label] = path.stem
+    return labels
+
+
+def test_every_cited_equation_exists():
+    """Code comments cite eq. (label) and docstrings eq. ``label``; the site shows each as its number."""
+    labels = equation_labels()
+    cited = {}
+    for path in CHAPTERS:
+        for cell in cells(path):
+            if cell["cell_type"] == "code":
+                for _, label in lvm_equations.CODE_CITATION.findall(source(cell)):
+                    cited.setdefault(label, path.name)
+    for module in sorted((ROOT / "lvm").rglob("*.py")):
+        for label in re.findall(r"\beqs?\. ``([\w-]+)``", module.read_text()):
+            cited.setdefault(label, str(module.relative_to(ROOT)))
+    assert len(cited) >= 40, "the citations are found at all"
+    missing = {label: where for label, where in cited.items() if label not in labels}
+    assert not missing, f"cited but never numbered in a chapter: {missing}"
+
+
+def test_code_citations_become_numbers_on_the_site():
+    config = CONFIG["sphinx"]["local_extensions"]
+    assert config.get("lvm_equations") == "_ext/"
+    match = lvm_equations.CODE_CITATION.search("z = mu + sigma * eps  # eq. (vae-reparam), then")
+    assert match.groups() == ("eq.", "vae-reparam")
+    assert lvm_equations.CODE_CITATION.search("f(x) (not an equation)") is None
 
 
 def test_student_edition_removes_solutions_and_stubs_code(tmp_path):
