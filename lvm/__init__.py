@@ -4,7 +4,7 @@ One contract (``prior``, ``likelihood``, and for tractable models ``posterior`` 
 shared by every model, so that sampling, bounds and training are written once.
 """
 
-from . import data, diagnostics, exercises, objectives, plot, profiles, progress, widgets
+from . import data, diagnostics, diffusion, exercises, objectives, plot, profiles, progress, widgets
 from .bounds import (elbo, elbo_joint_entropy, elbo_via_posterior, gaussian_kl, importance_log_marginal,
                      iwae_bound, log_importance_weights, naive_log_marginal)
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -12,7 +12,7 @@ from .device import default_device, describe_device
 from .em import EMResult, em_step, fit_em
 from .gradients import reparameterised_gradients, score_function_gradients
 from .interpolation import slerp
-from .models import VAE, ConditionalVAE, GaussianMixture, LatentVariableModel, LinearGaussian
+from .models import VAE, ConditionalVAE, GaussianMixture, LatentVariableModel, LinearGaussian, TwoLevelVAE
 from .sampling import ancestral_sample
 from .train import History, NonFiniteLossError, fit
 
@@ -26,12 +26,14 @@ __all__ = [
     "LatentVariableModel",
     "LinearGaussian",
     "NonFiniteLossError",
+    "TwoLevelVAE",
     "VAE",
     "ancestral_sample",
     "data",
     "default_device",
     "describe_device",
     "diagnostics",
+    "diffusion",
     "elbo",
     "elbo_joint_entropy",
     "elbo_via_posterior",

@@ -66,6 +66,11 @@ def make_conditional_vae() -> lvm.ConditionalVAE:
     return lvm.ConditionalVAE(10, 3, 2, hidden=(8,))
 
 
+def make_two_level_vae() -> lvm.TwoLevelVAE:
+    torch.manual_seed(0)
+    return lvm.TwoLevelVAE(10, 3, 2, hidden=(8,), hidden_top=(4,))
+
+
 # name -> (build the model, its q(z | x) for data x)
 CASES: dict[str, tuple[Callable[[], lvm.LatentVariableModel], Callable]] = {
     "mixture 1-D": (lambda: lvm.GaussianMixture([0.3, 0.7], [-1.0, 2.0], [0.5, 1.0]),
@@ -81,6 +86,7 @@ CASES: dict[str, tuple[Callable[[], lvm.LatentVariableModel], Callable]] = {
                            lambda model, x: model.encode(x)),
     "conditional VAE given labels": (lambda: make_conditional_vae().given(torch.tensor([0, 2, 1, 1, 0])),
                                      lambda model, x: model.encode(x)),
+    "two-level VAE": (make_two_level_vae, lambda model, x: model.encode(x)),
     "chapter 3 decoder model": (decoder_model, lambda model, x: standard_normal_q(x.shape[0], 1)),
     "chapter 4 square model": (lambda: SquareModel(sigma=0.5),
                                lambda model, x: standard_normal_q(x.shape[0], 1)),
@@ -117,8 +123,8 @@ def test_every_model_samples_and_has_an_elbo_and_an_iwae_bound(name):
         torch.testing.assert_close(lvm.elbo_via_posterior(model, x, q), exact, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["VAE bernoulli mlp", "conditional VAE given labels", "chapter 3 decoder model",
-                                  "chapter 4 square model"])
+@pytest.mark.parametrize("name", ["VAE bernoulli mlp", "conditional VAE given labels", "two-level VAE",
+                                  "chapter 3 decoder model", "chapter 4 square model"])
 def test_the_elbo_gives_gradients_to_q_and_to_the_model(name):
     build, make_q = CASES[name]
     model = build()

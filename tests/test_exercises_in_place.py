@@ -82,6 +82,11 @@ def mutual_information_gap(info, entropy):
     return (best - second) / entropy
 
 
+def forward_marginal(alphas):
+    bars = alphas.cumprod_(dim=0)  # in place: the check's alphas now hold the products
+    return bars.sqrt(), 1 - bars
+
+
 CASES = [
     (exercises.check_mixture_log_density, mixture_log_density),
     (exercises.check_responsibilities, responsibilities),
@@ -93,6 +98,7 @@ CASES = [
     (exercises.check_vae_loss, vae_loss),
     (exercises.check_log_mean_exp_stream, log_mean_exp_stream),
     (exercises.check_mutual_information_gap, mutual_information_gap),
+    (exercises.check_forward_marginal, forward_marginal),
 ]
 
 

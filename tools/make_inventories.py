@@ -69,6 +69,7 @@ INVENTORIES: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
     "torch": ("PyTorch", "https://pytorch.org/docs/stable/", [
         ("torch.Tensor", "py:class", "tensors.html#torch.Tensor"),
         ("torch.device", "py:class", "tensor_attributes.html#torch.device"),
+        ("torch.dtype", "py:class", "tensor_attributes.html#torch.dtype"),
         ("torch.Generator", "py:class", "generated/torch.Generator.html#torch.Generator"),
         ("torch.nn.Module", "py:class", "generated/torch.nn.Module.html#torch.nn.Module"),
         ("torch.optim.Optimizer", "py:class", "optim.html#torch.optim.Optimizer"),
@@ -84,6 +85,7 @@ INVENTORIES: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
          "distributions.html#torch.distributions.mixture_same_family.MixtureSameFamily"),
         ("torch.distributions.multivariate_normal.MultivariateNormal", "py:class",
          "distributions.html#torch.distributions.multivariate_normal.MultivariateNormal"),
+        ("torch.distributions.normal.Normal", "py:class", "distributions.html#torch.distributions.normal.Normal"),
     ]),
 }
 

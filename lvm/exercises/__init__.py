@@ -8,6 +8,7 @@ its sentence alone, without the checker's stack.
 """
 
 from ._feedback import ExerciseFeedback
+from .diffusion import check_forward_marginal
 from .disentanglement import check_mutual_information_gap
 from .elbo import check_gaussian_kl
 from .evaluation import check_log_mean_exp_stream
@@ -19,6 +20,7 @@ from .vae import check_vae_loss
 
 __all__ = [
     "ExerciseFeedback",
+    "check_forward_marginal",
     "check_gaussian_kl",
     "check_importance_estimate",
     "check_log_mean_exp_stream",

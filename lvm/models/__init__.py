@@ -2,8 +2,9 @@
 
 from .base import LatentVariableModel
 from .conditional import ConditionalVAE
+from .hierarchical import TwoLevelVAE
 from .linear import LinearGaussian
 from .mixture import GaussianMixture
 from .vae import VAE
 
-__all__ = ["ConditionalVAE", "GaussianMixture", "LatentVariableModel", "LinearGaussian", "VAE"]
+__all__ = ["ConditionalVAE", "GaussianMixture", "LatentVariableModel", "LinearGaussian", "TwoLevelVAE", "VAE"]

@@ -1,0 +1,147 @@
+"""Diffusion as a hierarchical VAE with a fixed encoder, in one dimension (chapter 9).
+
+The encoder is the forward process x_t = √α_t x_{t−1} + √(1 − α_t) ε_t, t = 1..T, so that
+q(x_t | x_0) = N(√ᾱ_t x_0, 1 − ᾱ_t) with ᾱ_t = α_1 ⋯ α_t (eq. ``diffusion-marginal``). The decoder is a chain of
+Gaussians p(x_{t−1} | x_t) from p(x_T) = N(0, 1). For data drawn from a 1-D :class:`lvm.GaussianMixture` every
+q(x_t) is again a mixture, so the best Gaussian reverse step, from E[x_0 | x_t] and Var[x_0 | x_t], is available in closed form, and the ELBO
+of such a decoder can be computed with no training at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.distributions import Normal
+
+from ._checks import as_tensor, check_finite, check_positive_int
+from .models.mixture import GaussianMixture
+
+__all__ = ["alpha_bars", "denoised_moments", "diffused_mixture", "diffusion_elbo", "forward_marginal",
+           "forward_posterior", "signal_schedule"]
+
+
+def signal_schedule(steps: int, final: float = 1e-3, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """α_1..α_T of ``steps`` steps whose kept signal ᾱ_t falls geometrically from 1 to ``final`` at t = T:
+    every step keeps the same fraction α = final^(1/T) of the signal's variance.
+
+    Args:
+        steps (int): T >= 1.
+        final (float): ᾱ_T, strictly between 0 and 1.
+        dtype (~torch.dtype): of the result, ``[T]``.
+    """
+    steps = check_positive_int(steps, "steps")
+    if not 0 < final < 1:
+        raise ValueError(f"final must lie strictly between 0 and 1, got {final!r}")
+    return torch.full((steps,), final ** (1 / steps), dtype=dtype)
+
+
+def alpha_bars(alphas: torch.Tensor) -> torch.Tensor:
+    """ᾱ_t = α_1 ⋯ α_t for t = 1..T, shape ``[T]``."""
+    alphas = _check_alphas(alphas)
+    return torch.cumprod(alphas, dim=0)
+
+
+def forward_marginal(x0: torch.Tensor, alpha_bar: torch.Tensor | float) -> Normal:
+    """q(x_t | x_0) = N(√ᾱ_t x_0, 1 − ᾱ_t) (eq. ``diffusion-marginal``), batched like x0 and ᾱ_t."""
+    alpha_bar = torch.as_tensor(alpha_bar, dtype=x0.dtype, device=x0.device)
+    return Normal(alpha_bar.sqrt() * x0, (1 - alpha_bar).sqrt())
+
+
+def forward_posterior(x0: torch.Tensor, xt: torch.Tensor, alpha: torch.Tensor | float,
+                      alpha_bar_before: torch.Tensor | float) -> Normal:
+    """q(x_{t−1} | x_t, x_0), Gaussian in closed form (eq. ``diffusion-posterior``):
+
+        mean = (√ᾱ_{t−1} (1 − α_t) x_0 + √α_t (1 − ᾱ_{t−1}) x_t) / (1 − ᾱ_t),
+        variance = (1 − α_t)(1 − ᾱ_{t−1}) / (1 − ᾱ_t),
+
+    with ᾱ_t = α_t ᾱ_{t−1}; needs t >= 2 (ᾱ_{t−1} < 1), where the variance is positive.
+    """
+    alpha = torch.as_tensor(alpha, dtype=x0.dtype, device=x0.device)
+    before = torch.as_tensor(alpha_bar_before, dtype=x0.dtype, device=x0.device)
+    now = alpha * before
+    mean = (before.sqrt() * (1 - alpha) * x0 + alpha.sqrt() * (1 - before) * xt) / (1 - now)
+    variance = (1 - alpha) * (1 - before) / (1 - now)
+    return Normal(mean, variance.sqrt())
+
+
+def diffused_mixture(mixture: GaussianMixture, alpha_bar: float) -> GaussianMixture:
+    """q(x_t) for data x_0 from a 1-D mixture: each component N(μ_n, σ_n²) becomes
+    N(√ᾱ μ_n, ᾱ σ_n² + 1 − ᾱ), with the same weights."""
+    _check_1d(mixture)
+    keep = float(alpha_bar)
+    return GaussianMixture(mixture.weights, math.sqrt(keep) * mixture.means,
+                           (keep * mixture.stds**2 + 1 - keep).sqrt())
+
+
+@torch.no_grad()
+def denoised_moments(mixture: GaussianMixture, xt: torch.Tensor, alpha_bar: float
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """E[x_0 | x_t] and Var[x_0 | x_t] under the data mixture (eq. ``denoised-moments``): each diffused
+    component's responsibility times that component's Gaussian posterior, shapes like ``xt``."""
+    noisy = diffused_mixture(mixture, alpha_bar)
+    keep = float(alpha_bar)
+    weights = noisy.posterior(xt.reshape(-1)).probs.reshape(*xt.shape, -1)  # [..., N]
+    gain = math.sqrt(keep) * mixture.stds**2 / noisy.stds**2  # [N]
+    means = mixture.means + gain * (xt[..., None] - math.sqrt(keep) * mixture.means)  # E[x_0 | x_t, n]
+    variances = mixture.stds**2 * (1 - math.sqrt(keep) * gain)  # Var[x_0 | x_t, n]
+    mean = (weights * means).sum(-1)
+    second = (weights * (variances + means**2)).sum(-1)
+    return mean, (second - mean**2).clamp(min=0)
+
+
+@torch.no_grad()
+def diffusion_elbo(mixture: GaussianMixture, x0: torch.Tensor, alphas: torch.Tensor, n_samples: int = 100,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """The ELBO of each x_0 ``[n]`` under the best Gaussian decoder for data from ``mixture``: each reverse
+    step p(x_{t−1} | x_t) is the Gaussian with the mean and variance of the true reverse step,
+    E[x_{t−1} | x_t] and Var[x_{t−1} | x_t] (from eq. ``denoised-moments`` by the laws of total expectation and
+    variance). The per-step form (eq. ``diffusion-elbo``):
+
+        E[log p(x_0 | x_1)] − Σ_{t=2..T} E[KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t))] − KL(q(x_T | x_0) ‖ N(0, 1))
+
+    Each expectation is over x_t ~ q(x_t | x_0), estimated from ``n_samples`` draws; the last KL is exact.
+
+    Args:
+        mixture (~lvm.GaussianMixture): the 1-D data distribution.
+        x0 (~torch.Tensor): data points ``[n]``.
+        alphas (~torch.Tensor): α_1..α_T ``[T]``, each strictly between 0 and 1.
+        n_samples (int): draws of x_t per point and step.
+        generator (~torch.Generator | None): for reproducible draws.
+
+    Returns:
+        ``[n]``, in nats.
+    """
+    _check_1d(mixture)
+    alphas = _check_alphas(alphas).to(mixture.means.dtype)
+    x0 = check_finite(as_tensor(x0, "x0", dtype=mixture.means.dtype), "x0")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    bars = alpha_bars(alphas)
+    total = torch.zeros_like(x0)
+    for t in range(len(alphas)):  # index t is step t + 1
+        noise = torch.randn(n_samples, *x0.shape, generator=generator, dtype=x0.dtype)
+        xt = bars[t].sqrt() * x0 + (1 - bars[t]).sqrt() * noise  # x_t ~ q(x_t | x_0), [S, n]
+        guess, spread = denoised_moments(mixture, xt, float(bars[t]))
+        if t == 0:  # the decoder's last step: p(x_0 | x_1) = N(E[x_0 | x_1], Var[x_0 | x_1])
+            total += Normal(guess, spread.sqrt()).log_prob(x0).mean(0)
+            continue
+        target = forward_posterior(x0, xt, alphas[t], bars[t - 1])
+        reverse = forward_posterior(guess, xt, alphas[t], bars[t - 1])  # mean E[x_{t-1} | x_t]
+        slope = bars[t - 1].sqrt() * (1 - alphas[t]) / (1 - bars[t])  # how the mean moves with x_0
+        model = Normal(reverse.mean, (reverse.variance + slope**2 * spread).sqrt())
+        total -= torch.distributions.kl_divergence(target, model).mean(0)
+    prior = Normal(torch.zeros((), dtype=x0.dtype), torch.ones((), dtype=x0.dtype))
+    return total - torch.distributions.kl_divergence(forward_marginal(x0, bars[-1]), prior)
+
+
+def _check_alphas(alphas) -> torch.Tensor:
+    alphas = check_finite(as_tensor(alphas, "alphas"), "alphas")
+    if alphas.dim() != 1 or alphas.numel() == 0 or not bool(((alphas > 0) & (alphas < 1)).all()):
+        raise ValueError("alphas must be a non-empty 1-D tensor of numbers strictly between 0 and 1 (the signal "
+                         f"each step keeps), got shape {list(alphas.shape)}")
+    return alphas
+
+
+def _check_1d(mixture) -> None:
+    if not isinstance(mixture, GaussianMixture) or mixture.means.dim() != 1:
+        raise ValueError("mixture must be a 1-D lvm.GaussianMixture (means of shape [N])")

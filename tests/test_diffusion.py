@@ -1,0 +1,101 @@
+"""lvm.diffusion: the forward process, its closed-form posterior, and the ELBO of the best Gaussian decoder."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+import lvm
+from lvm import diffusion
+
+MIXTURE = lvm.GaussianMixture([0.3, 0.5, 0.2], [-2.5, 0.5, 3.0], [0.6, 0.9, 0.5]).double().requires_grad_(False)
+GRID = torch.linspace(-12, 12, 24_001, dtype=torch.float64)
+
+
+def test_schedule_keeps_the_asked_for_signal():
+    alphas = diffusion.signal_schedule(20, final=0.01)
+    bars = diffusion.alpha_bars(alphas)
+    assert bars.shape == (20,) and torch.all(bars.diff() < 0)
+    torch.testing.assert_close(bars[-1], torch.tensor(0.01, dtype=torch.float64))
+    torch.testing.assert_close(bars, torch.cumprod(alphas, 0))
+
+
+def test_forward_marginal_matches_running_the_chain():
+    alphas = torch.tensor([0.9, 0.7, 0.95, 0.5], dtype=torch.float64)
+    x0 = torch.tensor([-2.0, 1.5], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    x = x0.expand(200_000, 2)
+    for alpha in alphas:  # x_t = sqrt(α_t) x_{t-1} + sqrt(1 - α_t) ε_t
+        x = alpha.sqrt() * x + (1 - alpha).sqrt() * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    marginal = diffusion.forward_marginal(x0, diffusion.alpha_bars(alphas)[-1])
+    se = marginal.stddev / math.sqrt(x.shape[0])
+    assert torch.all((x.mean(0) - marginal.mean).abs() < 4 * se)
+    torch.testing.assert_close(x.var(0), marginal.variance, rtol=0.02, atol=0)
+
+
+def test_forward_posterior_is_bayes_rule_on_a_grid():
+    alpha, before = torch.tensor(0.8, dtype=torch.float64), torch.tensor(0.6, dtype=torch.float64)
+    x0, xt = torch.tensor(1.3, dtype=torch.float64), torch.tensor(-0.4, dtype=torch.float64)
+    # q(x_{t-1} | x_t, x_0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x_0)
+    unnormalised = (Normal(alpha.sqrt() * GRID, (1 - alpha).sqrt()).log_prob(xt)
+                    + diffusion.forward_marginal(x0, before).log_prob(GRID)).exp()
+    by_bayes = unnormalised / torch.trapezoid(unnormalised, GRID)
+    closed = diffusion.forward_posterior(x0, xt, alpha, before).log_prob(GRID).exp()
+    torch.testing.assert_close(closed, by_bayes, atol=1e-8, rtol=1e-6)
+
+
+def test_diffused_mixture_is_the_convolution_and_the_denoised_moments_are_the_posterior_ones():
+    keep = 0.3
+    noisy = diffusion.diffused_mixture(MIXTURE, keep)
+    data = MIXTURE.log_marginal(GRID).exp()
+    for xt in (-1.0, 0.2, 2.5):
+        xt = torch.tensor(xt, dtype=torch.float64)
+        joint = data * diffusion.forward_marginal(GRID, keep).log_prob(xt).exp()  # p(x_0) q(x_t | x_0)
+        evidence = torch.trapezoid(joint, GRID)
+        torch.testing.assert_close(noisy.log_marginal(xt[None]).exp()[0], evidence, rtol=1e-7, atol=0)
+        mean = torch.trapezoid(joint * GRID, GRID) / evidence
+        variance = torch.trapezoid(joint * GRID**2, GRID) / evidence - mean**2
+        got_mean, got_variance = diffusion.denoised_moments(MIXTURE, xt[None], keep)
+        torch.testing.assert_close(got_mean[0], mean, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(got_variance[0], variance, rtol=1e-5, atol=1e-8)
+
+
+def test_elbo_lies_below_the_exact_log_density_and_closes_in_as_steps_get_finer():
+    x0, _ = lvm.ancestral_sample(MIXTURE, 400, generator=1)
+    exact = MIXTURE.log_marginal(x0)
+    gaps = []
+    for steps in (1, 5, 50):
+        elbo = diffusion.diffusion_elbo(MIXTURE, x0, diffusion.signal_schedule(steps), n_samples=40,
+                                        generator=torch.Generator().manual_seed(2))
+        gap = exact - elbo
+        assert gap.mean() > -3 * gap.std() / math.sqrt(len(gap))  # a lower bound, up to Monte Carlo error
+        gaps.append(gap.mean().item())
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.02 < gaps[0]
+
+
+def test_one_step_elbo_by_hand():
+    # T = 1: ELBO = E_{x_1}[log N(x_0; E[x_0|x_1], Var[x_0|x_1])] - KL(N(sqrt(a) x_0, 1 - a) || N(0, 1))
+    alphas = torch.tensor([0.4], dtype=torch.float64)
+    x0 = torch.tensor([0.7, -2.0], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    elbo = diffusion.diffusion_elbo(MIXTURE, x0, alphas, n_samples=5, generator=gen)
+    gen = torch.Generator().manual_seed(3)
+    x1 = 0.4**0.5 * x0 + 0.6**0.5 * torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    mean, variance = diffusion.denoised_moments(MIXTURE, x1, 0.4)
+    recon = Normal(mean, variance.sqrt()).log_prob(x0).mean(0)
+    kl = 0.5 * (0.4 * x0**2 + 0.6 - 1 - math.log(0.6))  # KL(N(m, v) || N(0, 1)) = (m² + v - 1 - log v) / 2
+    torch.testing.assert_close(elbo, recon - kl)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: diffusion.signal_schedule(0), "steps"),
+    (lambda: diffusion.signal_schedule(5, final=1.5), "final"),
+    (lambda: diffusion.alpha_bars(torch.tensor([0.5, 1.0])), "alphas must be"),
+    (lambda: diffusion.diffusion_elbo(lvm.GaussianMixture([1.0], torch.zeros(1, 2), torch.ones(1, 2)),
+                                      torch.zeros(3), torch.tensor([0.5])), "1-D"),
+    (lambda: diffusion.diffusion_elbo(MIXTURE, torch.tensor([float("nan")]), torch.tensor([0.5])), "x0"),
+])
+def test_bad_input_is_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
