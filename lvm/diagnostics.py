@@ -1,4 +1,4 @@
-"""Is the latent space used? Two numbers per trained VAE (chapter 8, posterior collapse).
+"""Is the latent space used, and how? Numbers for a trained VAE (chapter 8: posterior collapse, disentanglement).
 
 - :func:`kl_per_dimension` — how many nats each latent dimension carries about x, on average: a dimension
   with KL ≈ 0 has q(z_j | x) = p(z_j) for every x, so the decoder cannot learn anything from it.
@@ -6,8 +6,8 @@
 - :func:`mutual_information_gap` — Chen et al. (2018)'s disentanglement score, for data whose factors of
   variation are known (:func:`lvm.data.shapes`).
 
-Both take x, or ``(x, y)`` for a :class:`lvm.ConditionalVAE`, and run the encoder in eval mode, without
-gradients, on the whole of x at once.
+The first two take x, or ``(x, y)`` for a :class:`lvm.ConditionalVAE`, and run the encoder in eval mode,
+without gradients, on the whole of x at once; the gap takes codes and factors that are already computed.
 """
 
 from __future__ import annotations
