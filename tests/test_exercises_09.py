@@ -36,7 +36,7 @@ def test_the_right_answer_is_what_lvm_uses():
     (lambda a: (torch.cumprod(a, 0), 1 - torch.cumprod(a, 0)), "scaled by √ᾱ_t"),
     (lambda a: (torch.cumprod(a, 0).sqrt(), (1 - torch.cumprod(a, 0)).sqrt()), "standard deviation"),
     (lambda a: (torch.cumprod(a, 0).sqrt(), torch.cumsum(1 - a, 0)), "do not simply add up"),
-    (lambda a: torch.cumprod(a, 0), "pair of tensors"),
+    (lambda a: torch.cumprod(a, 0), "must return a pair"),
     (lambda a: (torch.cumprod(a, 0).sqrt()[:1], 1 - torch.cumprod(a, 0)), "shape"),
     (lambda a: (torch.cumprod(a, 0).sqrt() * 1.01, 1 - torch.cumprod(a, 0)), "Wrong values"),
 ])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+import inspect
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -13,16 +16,27 @@ from .._checks import check_int, check_positive_int
 
 __all__ = ["ExerciseFeedback"]
 
+_HERE = str(Path(__file__).resolve().parent)
+
 
 class ExerciseFeedback(AssertionError):
     """A check found a problem; the message explains it.
 
     In IPython (Jupyter, Colab) it shows as its sentence alone: the stack of a check is the checker's own code,
-    which tells a student nothing. The cell still fails, so an autograder or a book build still sees it.
+    which tells a student nothing. Where the student's function itself raised an error, the lines of the
+    student's code that raised it are shown above the sentence. The cell still fails, so an autograder or a book
+    build still sees it.
     """
 
     def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is displayed
-        return [f"{type(self).__name__}: {self}"]
+        lines = []
+        cause = self.__cause__
+        if cause is not None and not isinstance(cause, ExerciseFeedback):
+            frames = [f for f in traceback.extract_tb(cause.__traceback__) if not f.filename.startswith(_HERE)]
+            if frames:
+                text = "".join(traceback.format_list(frames) + traceback.format_exception_only(type(cause), cause))
+                lines += ["Your function raised this error:", *text.rstrip("\n").split("\n"), ""]
+        return lines + [f"{type(self).__name__}: {self}"]
 
 
 def _start(fn: Callable, seed: int, n_trials: int = 1) -> tuple[int, torch.Generator]:
@@ -51,16 +65,89 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _call(fn: Callable, name: str, *args) -> torch.Tensor:
-    """``fn`` on copies of ``args``; its answer as a detached float64 tensor, or feedback on why not."""
+def _describe(fn: Callable, args: tuple[Any, ...]) -> str:
+    """The arguments a function was called with, as a student reads them: names (the student's own) and shapes."""
     try:
-        out = fn(*_copies(*args))
+        names = [p.name for p in inspect.signature(fn).parameters.values()]
+    except (TypeError, ValueError):
+        names = []
+    if len(names) != len(args):
+        names = [f"argument {i + 1}" for i in range(len(args))]
+    parts = []
+    for label, a in zip(names, args):
+        if isinstance(a, torch.Tensor):
+            parts.append(f"{label} of shape {list(a.shape)}" if a.dim() else f"{label} a 0-dim tensor")
+        elif isinstance(a, Distribution):
+            parts.append(f"{label} a {type(a).__name__} with batch shape {list(a.batch_shape)}")
+        elif isinstance(a, nn.Module):
+            parts.append(f"{label} a {type(a).__name__}")
+        elif callable(a):
+            parts.append(f"{label} a function")
+        elif hasattr(a, "__next__"):
+            parts.append(f"{label} an iterator of tensors")
+        else:
+            parts.append(f"{label} = {a!r}")
+    return ", ".join(parts)
+
+
+def _invoke(fn: Callable, name: str, *args: Any, copies: bool = True) -> Any:
+    """``fn(*args)`` (on copies of the tensors, unless ``copies`` is false); its answer as it is.
+
+    A stub (``NotImplementedError``) is told so; any other error the student's function raises becomes a
+    sentence that says what it was called with: the usual cause is code that only works for the sizes of the
+    student's own example (a hard-coded number of components, ``torch.eye(2)``).
+    """
+    try:
+        return fn(*(_copies(*args) if copies else args))
     except NotImplementedError:
         raise ExerciseFeedback(f"{name} is not written yet (it raised NotImplementedError).") from None
+    except ExerciseFeedback:
+        raise
+    except Exception as err:  # the student's own error: say what it was called with, keep it as the cause
+        raise ExerciseFeedback(
+            f"{name} raised {type(err).__name__} ({err}) when called with {_describe(fn, args)}. If it "
+            "runs on your own example, check that it does not assume particular sizes (a fixed number of "
+            "components, points or dimensions).") from err
+
+
+def _tensor(out: Any, name: str) -> torch.Tensor:
+    """A student's answer as a detached float64 tensor, or feedback on why it is not a tensor."""
     if not isinstance(out, torch.Tensor):
-        raise ExerciseFeedback(f"{name} must return a torch.Tensor, it returned {type(out).__name__}.")
+        hint = (" (.item(), float() and .tolist() give numbers, not tensors, and cut the gradient)"
+                if isinstance(out, (int, float, list)) else "")
+        raise ExerciseFeedback(f"{name} must return a torch.Tensor, it returned {type(out).__name__}{hint}.")
     return out.detach().to(torch.float64)
+
+
+def _call(fn: Callable, name: str, *args) -> torch.Tensor:
+    """``fn`` on copies of ``args``; its answer as a detached float64 tensor, or feedback on why not."""
+    return _tensor(_invoke(fn, name, *args), name)
+
+
+def _pair(out: Any, name: str, parts: tuple[str, str]) -> tuple[Any, Any]:
+    """The two parts of an answer that is a pair: any two-element tuple or list is one (not a stacked tensor)."""
+    what = f"a pair ({parts[0]}, {parts[1]})"
+    if isinstance(out, torch.Tensor):
+        raise ExerciseFeedback(f"{name} must return {what}, e.g. `return {parts[0]}, {parts[1]}`; it returned one "
+                               f"tensor of shape {list(out.shape)}.")
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        size = f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""
+        raise ExerciseFeedback(f"{name} must return {what}, e.g. `return {parts[0]}, {parts[1]}`; it returned a "
+                               f"{type(out).__name__}{size}.")
+    for part, label in zip(out, parts):
+        if not isinstance(part, torch.Tensor):
+            raise ExerciseFeedback(f"{name}: {label} must be a torch.Tensor, got {type(part).__name__}.")
+    return out[0], out[1]
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _sizes_hint(right_for: Iterable[str], now: str) -> str:
+    """A sentence for an answer that was right for some sizes and is wrong for ``now``; empty if none."""
+    others = sorted(set(right_for) - {now})
+    if not others:
+        return ""
+    return (f" Your function was right for {', '.join(others)}, but not for {now}: does it assume a fixed size "
+            "(indexing single components or dimensions, a hard-coded shape)?")

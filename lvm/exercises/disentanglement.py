@@ -45,6 +45,25 @@ def check_mutual_information_gap(fn: Callable, n_trials: int = 10, seed: int = 9
         if _close(got, top_two[0] - top_two[1]):
             raise ExerciseFeedback("The gaps are not normalised: divide each by its factor's entropy H(v_k), so "
                                    "that a factor described by one dimension alone scores 1.")
+        for normaliser, what in ((top_two[0], "the largest mutual information I(z_(1); v_k)"),
+                                 (entropy.sum(), "the sum of all the factors' entropies"),
+                                 (entropy.mean(), "the mean of the factors' entropies"),
+                                 (info.sum(0), "the total mutual information of the factor")):
+            if _close(got, (top_two[0] - top_two[1]) / normaliser):
+                raise ExerciseFeedback(f"Wrong normaliser: you divided by {what}. Each gap is divided by its own "
+                                       "factor's entropy H(v_k), so that a factor described by one dimension alone "
+                                       "scores 1.")
+        if _close(got, (top_two[0] - top_two[1]) * entropy):
+            raise ExerciseFeedback("You multiplied the gaps by the entropies H(v_k); divide by them.")
+        bottom_two = info.topk(2, dim=0, largest=False).values
+        if _close(got, (bottom_two[0] - bottom_two[1]) / entropy) or _close(
+                got, (bottom_two[1] - bottom_two[0]) / entropy):
+            raise ExerciseFeedback("You took the two SMALLEST mutual informations (an ascending sort): the gap is "
+                                   "between the largest and the second largest, torch.topk(info, 2, dim=0) or "
+                                   "sort(dim=0, descending=True).")
+        if _close(got, (top_two[0] - info.min(0).values) / entropy):
+            raise ExerciseFeedback("You subtracted the smallest mutual information; the gap subtracts the SECOND "
+                                   "largest (torch.topk(info, 2, dim=0)).")
         if _close(got, top_two[0] / entropy):
             raise ExerciseFeedback("You returned the largest mutual information over H(v_k), without subtracting "
                                    "the second largest: the gap rewards one dimension standing out alone.")

@@ -51,9 +51,27 @@ def check_gaussian_kl(fn: Callable, n_trials: int = 20, seed: int = 4) -> None:
                                    "(from E_q[log q]).")
         if _close(got, want - d / 2):
             raise ExerciseFeedback("Your answer is too small by d/2: the constant per coordinate is −½, not −1.")
-        if _close(got, want + log_ratio) or _close(got, want - log_ratio):
-            raise ExerciseFeedback("The log term is off: it is log(σ_p / σ_q) = ½ log(σ_p² / σ_q²). With "
-                                   "variances, do not forget the ½.")
+        if _close(got, want + log_ratio):
+            raise ExerciseFeedback("The log term is twice too large: it is log(σ_p / σ_q) = ½ log(σ_p² / σ_q²). "
+                                   "With variances, keep the ½. If you squared a standard deviation in place "
+                                   "(std_q.pow_(2), std_q **= 2), std_q now holds the variance, so a later "
+                                   "log(std_p / std_q) is the log of the variances.")
+        if _close(got, want - log_ratio):
+            raise ExerciseFeedback("The log term log(σ_p / σ_q) is missing: it comes from the normalisers "
+                                   "1/σ of the two densities.")
+        if _close(got, want - 2 * log_ratio):
+            raise ExerciseFeedback("The log term has the wrong sign: it is log(σ_p / σ_q), the log of p's standard "
+                                   "deviation over q's (KL(q ‖ p) = E_q[log q − log p]).")
+        if _close(got, -want):
+            raise ExerciseFeedback("Your answer is minus the divergence: KL(q ‖ p) = E_q[log q − log p] ≥ 0, and "
+                                   "yours is negative.")
+        if _close(got, per_dim.mean(-1)):
+            raise ExerciseFeedback(f"You averaged over the {d} coordinates: for independent coordinates the KL is "
+                                   "their SUM, .sum(-1).")
+        as_variances = (0.5 * (std_p / std_q).log() + (std_q + (mu_q - mu_p) ** 2) / (2 * std_p) - 0.5).sum(-1)
+        if _close(got, as_variances):
+            raise ExerciseFeedback("You treated std_q and std_p as variances: they are standard deviations, so the "
+                                   "variances are std_q**2 and std_p**2.")
         if _close(got, want + quadratic) or _close(got, want - quadratic / 2):
             raise ExerciseFeedback("The quadratic term is off: it is (σ_q² + (μ_q − μ_p)²) / (2 σ_p²), "
                                    "with the 2 and with the variance σ_p², not the standard deviation.")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+import weakref
+from typing import Callable, Iterable, Iterator
 
 import torch
 
-from ._feedback import ExerciseFeedback, _call, _close, _start
+from ._feedback import ExerciseFeedback, _call, _close, _invoke, _start, _tensor
 
 __all__ = ["check_log_mean_exp_stream"]
 
@@ -30,6 +31,8 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
     log p(x_i, z_j) − log q(z_j | x_i); K = Σ_j c_j is the total number of draws. The answer is the
     importance-sampled estimate of log p(x_i) from all K draws, as
     :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>` computes it.
+    The answer must stream: a test counts how many chunks are alive at once and how large a tensor is built from
+    them, and rejects an answer that keeps every chunk or concatenates them (the memory the exercise saves).
     A last test uses log-weights near −800 (a 784-pixel image), where every weight is 0 in floating point.
     """
     n_trials, gen = _start(fn, seed, n_trials)
@@ -55,6 +58,10 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
         if _close(got, want + math.log(big_k)):
             raise ExerciseFeedback("Your estimates are too large by log K: you summed the weights. Average them "
                                    "over all K draws: logsumexp − log K, with K the total over all chunks.")
+        for assumed in dict.fromkeys((sizes[0], sizes[-1])):
+            if assumed * len(sizes) != big_k and _close(got, want + math.log(big_k) - math.log(assumed * len(sizes))):
+                raise ExerciseFeedback(f"Your K assumes that every chunk has {assumed} draws, but the sizes differ "
+                                       f"(here {sizes}): count the draws as they come, K = Σ_j c_j = {big_k}.")
         if _close(got, want + math.log(big_k) - math.log(len(sizes))):
             raise ExerciseFeedback("You divided by the number of chunks: K is the number of DRAWS, the sum of "
                                    "the chunk sizes.")
@@ -69,7 +76,63 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
         raise ExerciseFeedback(f"Wrong values. For chunk sizes {sizes} expected {want.tolist()}, "
                                f"got {got.tolist()}.")
     _check_stream_underflow(fn, gen)
-    print(f"✓ log_mean_exp_stream agrees with lvm on {n_trials} streams, also at e^-800.")
+    _check_streaming(fn, gen)
+    print(f"✓ log_mean_exp_stream agrees with lvm on {n_trials} streams, holds one chunk at a time, and is right "
+          "at e^-800.")
+
+
+class _Chunk(torch.Tensor):
+    """A chunk of log-weights that records the number of elements of the largest tensor computed from it."""
+
+    largest = 0
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        for o in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(o, torch.Tensor):
+                _Chunk.largest = max(_Chunk.largest, o.numel())
+        return out
+
+
+def _tracked_stream(chunks: Iterable[torch.Tensor], alive: list[int]) -> Iterator[torch.Tensor]:
+    """Yield copies of the chunks; before each one (and at the end) append how many earlier ones are still alive."""
+    refs = []
+    for c in chunks:
+        alive.append(sum(r() is not None for r in refs))
+        chunk = c.clone().as_subclass(_Chunk)
+        refs.append(weakref.ref(chunk))
+        yield chunk
+        del chunk  # the generator itself must not keep the chunk alive
+    alive.append(sum(r() is not None for r in refs))
+
+
+def _check_streaming(fn: Callable, gen: torch.Generator) -> None:
+    # Six chunks of eight draws. Streaming code holds the chunk it is reading (the loop variable) and tensors no
+    # larger than one chunk; an answer that lists or concatenates the chunks holds them all, or a tensor of all K.
+    n, rows, n_chunks = 3, 8, 6
+    chunks = [2 * torch.randn(rows, n, generator=gen, dtype=torch.float64) - 1 for _ in range(n_chunks)]
+    alive: list[int] = []
+    _Chunk.largest = 0
+    out = _invoke(fn, "log_mean_exp_stream", _tracked_stream(chunks, alive), copies=False)
+    largest = _Chunk.largest
+    got = _tensor(out.as_subclass(torch.Tensor) if isinstance(out, torch.Tensor) else out, "log_mean_exp_stream")
+    want = _log_mean_exp_reference(chunks)
+    if not _close(got, want):
+        raise ExerciseFeedback(f"Wrong values for {n_chunks} chunks of {rows} draws: expected {want.tolist()}, got "
+                               f"{got.tolist()}.")
+    if largest > rows * n:
+        raise ExerciseFeedback(
+            "Your values are right, but you built one tensor of the draws of several chunks (torch.cat or "
+            "torch.stack of the chunks): with K = 5000 samples for each of 10,000 images that is the tensor that "
+            "does not fit in memory. Keep a running total instead: torch.logsumexp within each chunk, "
+            "torch.logaddexp across chunks, and a count of the draws.")
+    if max(alive) >= 3:
+        raise ExerciseFeedback(
+            f"Your values are right, but you kept {max(alive)} of the {n_chunks} chunks in memory at once "
+            "(list(chunks), or a list you append them to): the point of the stream is to hold one chunk at a time. "
+            "Fold each chunk into a running total as it arrives (torch.logsumexp, then torch.logaddexp) and let it "
+            "go.")
 
 
 def _check_stream_underflow(fn: Callable, gen: torch.Generator) -> None:
@@ -77,8 +140,15 @@ def _check_stream_underflow(fn: Callable, gen: torch.Generator) -> None:
     chunks = [torch.randn(c, 3, generator=gen, dtype=torch.float64) - 800 for c in (4, 4, 2)]
     got = _call_stream(fn, chunks)
     want = _log_mean_exp_reference(chunks)
-    if got.shape != want.shape or not torch.isfinite(got).all() or not _close(got, want):
+    if got.shape == want.shape and torch.isfinite(got).all() and _close(got, want):
+        return
+    if got.shape == want.shape and torch.isfinite(got).all():
         raise ExerciseFeedback(
-            f"With log-weights near −800 (as for a 784-pixel image) you returned {got.flatten().tolist()} "
-            f"instead of {want.tolist()}: exp(−800) underflows to 0 and its log is −inf. Never leave log "
-            "space: torch.logsumexp within a chunk, torch.logaddexp across chunks.")
+            f"With log-weights near −800 (as for a 784-pixel image) you returned {got.tolist()} instead of "
+            f"{want.tolist()}: finite, but wrong. exp(−800) underflows to 0, and a small constant added before the "
+            "log (or clamp, or nan_to_num) hides the −inf without bringing back the value. Never leave log space: "
+            "torch.logsumexp within a chunk, torch.logaddexp across chunks.")
+    raise ExerciseFeedback(
+        f"With log-weights near −800 (as for a 784-pixel image) you returned {got.flatten().tolist()} "
+        f"instead of {want.tolist()}: exp(−800) underflows to 0 and its log is −inf. Never leave log "
+        "space: torch.logsumexp within a chunk, torch.logaddexp across chunks.")

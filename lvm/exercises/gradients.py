@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from ._feedback import ExerciseFeedback, _close, _start
+from ._feedback import ExerciseFeedback, _close, _invoke, _pair, _start, _tensor
 
 __all__ = ["check_score_function_estimator", "check_reparameterised_sample"]
 
@@ -34,15 +34,9 @@ def check_score_function_estimator(fn: Callable, n_trials: int = 12, seed: int =
         std = 0.3 + torch.rand(d, generator=gen, dtype=torch.float64)
         eps = torch.randn(s, d, generator=gen, dtype=torch.float64)
         z = mu + std * eps
-        try:
-            out = fn(f, z.clone(), mu.clone(), std.clone())
-        except NotImplementedError:
-            raise ExerciseFeedback("score_function_estimates is not written yet (it raised "
-                                   "NotImplementedError).") from None
-        if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(o, torch.Tensor) for o in out)):
-            raise ExerciseFeedback("Return a pair of tensors (grad_mu, grad_std), got "
-                                   f"{type(out).__name__}.")
-        got_mu, got_std = (o.detach().to(torch.float64) for o in out)
+        out = _invoke(fn, "score_function_estimates", f, z, mu, std)
+        got_mu, got_std = (o.detach().to(torch.float64)
+                           for o in _pair(out, "score_function_estimates", ("grad_mu", "grad_std")))
         values = f(z)[:, None]
         score_mu = eps / std  # (z − μ) / σ²
         score_std = (eps**2 - 1) / std  # (z − μ)² / σ³ − 1 / σ
@@ -53,6 +47,11 @@ def check_score_function_estimator(fn: Callable, n_trials: int = 12, seed: int =
                         "comes later." if got.shape == want.shape[1:] else "")
                 raise ExerciseFeedback(f"Expected shape [S, d] = {list(want.shape)}, got {list(got.shape)}."
                                        + hint)
+        right = _close(got_mu, want_mu) and _close(got_std, want_std)
+        shifted = f(z - mu)[:, None]  # f evaluated after an in-place z -= mu
+        if not right and (_close(got_mu, shifted * score_mu) or _close(got_std, shifted * score_std)):
+            raise ExerciseFeedback("f was evaluated at z − μ, not at z: an in-place z -= mu (or z.sub_(mu)) changed "
+                                   "z before f(z) read it. Compute f(z) first, or write d = z - mu.")
         if not _close(got_mu, want_mu):
             if _close(got_mu, -want_mu):
                 raise ExerciseFeedback("grad_mu has the wrong sign: "
@@ -75,6 +74,10 @@ def check_score_function_estimator(fn: Callable, n_trials: int = 12, seed: int =
                 raise ExerciseFeedback("grad_std has the wrong sign: ∂/∂σ log q = (z − μ)² / σ³ − 1 / σ.")
             if _close(got_std, score_std):
                 raise ExerciseFeedback("grad_std is the score alone: multiply it by f(z) for each sample.")
+            by_variance = values * (eps**2 - 1) / (2 * std**2)  # ∂/∂σ² log q
+            if _close(got_std, by_variance) or _close(got_std, 2 * by_variance):
+                raise ExerciseFeedback("That is the gradient with respect to the variance σ²; the exercise asks for "
+                                       "the standard deviation σ: ∂/∂σ log q = (z − μ)² / σ³ − 1 / σ.")
             raise ExerciseFeedback(f"grad_std is wrong for f(z) = {name}: expected "
                                    "f(z) ((z − μ)² / σ³ − 1 / σ), "
                                    f"e.g. {want_std[0].tolist()} for the first sample, got {got_std[0].tolist()}.")
@@ -97,17 +100,12 @@ def check_reparameterised_sample(fn: Callable, n_trials: int = 12, seed: int = 6
         diag = 0.5 + torch.rand(d, generator=gen, dtype=torch.float64)
         scale_tril = raw + torch.diag(diag)
         eps = torch.randn(s, d, generator=gen, dtype=torch.float64)
-        mu_in, l_in = mu.clone().requires_grad_(True), scale_tril.clone().requires_grad_(True)
-        try:
-            out = fn(mu_in, l_in, eps.clone())
-        except NotImplementedError:
-            raise ExerciseFeedback("reparameterised_sample is not written yet (it raised "
-                                   "NotImplementedError).") from None
-        if not isinstance(out, torch.Tensor):
-            raise ExerciseFeedback(f"reparameterised_sample must return a torch.Tensor, it returned "
-                                   f"{type(out).__name__}.")
+        # Leaves for the gradients; the function gets non-leaf copies of them, as an encoder's outputs are, so a
+        # right answer that works in place on its arguments still runs.
+        mu_leaf, l_leaf = mu.clone().requires_grad_(True), scale_tril.clone().requires_grad_(True)
+        out = _invoke(fn, "reparameterised_sample", mu_leaf.clone(), l_leaf.clone(), eps.clone(), copies=False)
+        got = _tensor(out, "reparameterised_sample")
         want = mu + eps @ scale_tril.T
-        got = out.detach().to(torch.float64)
         if got.shape != want.shape:
             raise ExerciseFeedback(f"Expected one sample per row of eps, shape [S, d] = {list(want.shape)}; "
                                    f"got {list(got.shape)}.")
@@ -121,18 +119,24 @@ def check_reparameterised_sample(fn: Callable, n_trials: int = 12, seed: int = 6
             if _close(got, mu + eps * diag):
                 raise ExerciseFeedback("You used only the diagonal of L: with a full covariance the noise of "
                                        "one coordinate also moves the others (eps @ L.T).")
+            if not out.requires_grad:
+                raise ExerciseFeedback("Your z is not μ + L ε for the eps you were given, and it carries no gradient: "
+                                       "that is what .sample() returns (fresh noise, cut off from mu and "
+                                       "scale_tril). Build z from eps yourself: mu + eps @ scale_tril.T.")
             raise ExerciseFeedback(f"Wrong values: expected z = μ + L ε, e.g. {want[0].tolist()} for the first "
                                    f"row of eps, got {got[0].tolist()}. Use the eps you are given; do not draw "
-                                   "new noise.")
+                                   "new noise (rsample(), torch.randn).")
         if not out.requires_grad:
             raise ExerciseFeedback("z has the right values but no gradient: it is cut off from mu and "
                                    "scale_tril. Build it with torch operations on them (no .sample(), .detach(), "
                                    "torch.no_grad() or conversion to NumPy): that is the point of the trick.")
         weights = torch.randn(s, d, generator=gen, dtype=torch.float64)
-        grad_mu, grad_l = torch.autograd.grad((out * weights).sum(), (mu_in, l_in), allow_unused=True)
+        grad_mu, grad_l = torch.autograd.grad((out * weights).sum(), (mu_leaf, l_leaf), allow_unused=True)
         if grad_mu is None or grad_l is None:
             missing = "mu" if grad_mu is None else "scale_tril"
-            raise ExerciseFeedback(f"z does not depend differentiably on {missing}.")
+            raise ExerciseFeedback(f"z has the right values, but no gradient flows back to {missing}: a stray "
+                                   f".detach() (or .data, torch.no_grad(), a trip through NumPy) cut {missing} off. "
+                                   "Without that gradient the encoder would not learn it.")
         want_l = (weights.T @ eps).tril()  # ∂/∂L of Σ w·(L ε): w εᵀ summed over samples, lower triangle
         if not (_close(grad_mu, weights.sum(0)) and _close(grad_l.tril(), want_l)):
             raise ExerciseFeedback("z has the right values, but its gradients with respect to mu and "

@@ -8,7 +8,7 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from ..models.linear import LinearGaussian
-from ._feedback import ExerciseFeedback, _close, _copies, _start
+from ._feedback import ExerciseFeedback, _close, _invoke, _pair, _sizes_hint, _start
 
 __all__ = ["check_ppca_posterior"]
 
@@ -22,21 +22,17 @@ def _ppca_posterior_reference(x, W, b, sigma, m_extra: float | None = None):
 
 
 def _posterior_pair(fn: Callable, name: str, *args) -> tuple[torch.Tensor, torch.Tensor]:
-    """Call ``fn``; accept ``(mean, cov)`` or a ``MultivariateNormal``; return both as float64 tensors."""
-    try:
-        out = fn(*_copies(*args))
-    except NotImplementedError:
-        raise ExerciseFeedback(f"{name} is not written yet (it raised NotImplementedError).") from None
+    """Call ``fn``; accept ``(mean, cov)`` as a tuple or list, or a ``MultivariateNormal``; return float64 tensors."""
+    out = _invoke(fn, name, *args)
     if isinstance(out, MultivariateNormal):
         out = (out.mean, out.covariance_matrix)
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise ExerciseFeedback(f"{name} must return a pair (mean, cov), got {type(out).__name__}.")
-    pair = []
-    for part, what in zip(out, ("mean", "cov")):
-        if not isinstance(part, torch.Tensor):
-            raise ExerciseFeedback(f"{name}: {what} must be a torch.Tensor, got {type(part).__name__}.")
-        pair.append(part.detach().to(torch.float64))
-    return pair[0], pair[1]
+    mean, cov = _pair(out, name, ("mean", "cov"))
+    return mean.detach().to(torch.float64), cov.detach().to(torch.float64)
+
+
+def _no_identity(W, sigma):
+    """M with σ² added to every entry, ``W.T @ W + sigma**2`` without the identity: right only for D_z = 1."""
+    return W.T @ W + sigma**2
 
 
 def check_ppca_posterior(fn: Callable, n_trials: int = 10, seed: int = 2) -> None:
@@ -44,14 +40,17 @@ def check_ppca_posterior(fn: Callable, n_trials: int = 10, seed: int = 2) -> Non
 
     ``x`` is ``[n, D]``, ``W`` ``[D, D_z]``, ``b`` ``[D]`` and ``sigma`` a 0-dim tensor. The answer is a pair:
     ``mean`` of shape ``[n, D_z]`` and ``cov`` of shape ``[D_z, D_z]`` (the same for every x; a stack
-    ``[n, D_z, D_z]`` or a ``MultivariateNormal`` is accepted too).
+    ``[n, D_z, D_z]`` or a ``MultivariateNormal`` is accepted too); a tuple or a list.
     """
     n_trials, gen = _start(fn, seed, n_trials)
     f64 = torch.float64
     n = 9  # more points than latent dimensions, so a transposed mean cannot have the right shape
-    for _ in range(n_trials):
+    right_for = set()
+    for trial in range(n_trials):
         d_x = int(torch.randint(2, 9, (1,), generator=gen))
         d_z = int(torch.randint(1, d_x, (1,), generator=gen))
+        if trial < 2:  # D_z = 1 first, then 2: an answer right for one latent dimension only passes, then fails
+            d_x, d_z = 3 + trial, 1 + trial
         W = torch.randn(d_x, d_z, generator=gen, dtype=f64)
         b = torch.randn(d_x, generator=gen, dtype=f64)
         sigma = torch.tensor(0.3 + 1.2 * float(torch.rand(1, generator=gen)), dtype=f64)
@@ -61,12 +60,14 @@ def check_ppca_posterior(fn: Callable, n_trials: int = 10, seed: int = 2) -> Non
             mean, cov = _posterior_pair(fn, "ppca_posterior", x, W, b, sigma)
             exact = LinearGaussian(W, b, sigma).posterior(x)
         want_mean, want_cov = exact.mean, exact.covariance_matrix[0]
-        _diagnose_ppca_mean(mean, want_mean, x, W, b, sigma)
-        _diagnose_ppca_cov(cov, want_cov, W, sigma, n)
+        sizes = f"D = {d_x}, D_z = {d_z}"
+        _diagnose_ppca_mean(mean, want_mean, x, W, b, sigma, _sizes_hint(right_for, sizes))
+        _diagnose_ppca_cov(cov, want_cov, W, sigma, n, _sizes_hint(right_for, sizes))
+        right_for.add(sizes)
     print(f"✓ ppca_posterior agrees with lvm.LinearGaussian.posterior on {n_trials} random models.")
 
 
-def _diagnose_ppca_mean(mean, want, x, W, b, sigma) -> None:
+def _diagnose_ppca_mean(mean, want, x, W, b, sigma, sizes_hint) -> None:
     d_z = want.shape[1]
     if mean.shape != want.shape:
         hint = " (transpose it: one row per data point)" if mean.shape == want.T.shape else ""
@@ -77,12 +78,19 @@ def _diagnose_ppca_mean(mean, want, x, W, b, sigma) -> None:
     no_b, _ = _ppca_posterior_reference(x + b, W, b, sigma)  # i.e. M⁻¹ Wᵀ x
     if _close(mean, no_b):
         raise ExerciseFeedback("The posterior mean is M⁻¹ Wᵀ (x − b): subtract the offset b before projecting.")
+    twice_b, _ = _ppca_posterior_reference(x - b, W, b, sigma)  # i.e. M⁻¹ Wᵀ (x − 2b)
+    if _close(mean, twice_b):
+        raise ExerciseFeedback("You subtracted b twice: the mean is M⁻¹ Wᵀ (x − b). An in-place x -= b changes x "
+                               "itself, so a later x - b subtracts it again.")
     unit_m, _ = _ppca_posterior_reference(x, W, b, sigma, m_extra=1.0)
     if _close(mean, unit_m):
         raise ExerciseFeedback("M = WᵀW + σ² I: the noise variance σ² belongs inside M (you used the identity).")
     std_as_var, _ = _ppca_posterior_reference(x, W, b, sigma, m_extra=float(sigma))
     if _close(mean, std_as_var):
         raise ExerciseFeedback("sigma is the noise standard deviation: M = WᵀW + sigma**2 I, not + sigma I.")
+    if _close(mean, (x - b) @ W @ torch.linalg.inv(_no_identity(W, sigma))):
+        raise ExerciseFeedback("W.T @ W + sigma**2 adds σ² to EVERY entry of M (that is only right when D_z = 1): "
+                               "σ² belongs on the diagonal, M = WᵀW + σ² I (torch.eye(D_z)).")
     least_squares = torch.linalg.lstsq(W, (x - b).T).solution.T
     if _close(mean, least_squares):
         raise ExerciseFeedback("That is the least-squares fit (WᵀW)⁻¹ Wᵀ (x − b), the σ → 0 limit. The prior "
@@ -91,10 +99,10 @@ def _diagnose_ppca_mean(mean, want, x, W, b, sigma) -> None:
     if _close(mean, (x - b) @ W @ M):
         raise ExerciseFeedback("Multiply by the inverse of M (torch.linalg.solve or inv), not by M itself.")
     raise ExerciseFeedback(f"Wrong posterior mean. For the first point expected {want[0].tolist()}, "
-                           f"got {mean[0].tolist()}.")
+                           f"got {mean[0].tolist()}." + sizes_hint)
 
 
-def _diagnose_ppca_cov(cov, want, W, sigma, n) -> None:
+def _diagnose_ppca_cov(cov, want, W, sigma, n, sizes_hint) -> None:
     d_z = want.shape[0]
     if cov.shape == (n, d_z, d_z):
         if not torch.allclose(cov, cov[0].expand_as(cov), rtol=1e-5, atol=1e-6):
@@ -111,13 +119,17 @@ def _diagnose_ppca_cov(cov, want, W, sigma, n) -> None:
         raise ExerciseFeedback("The covariance is σ² M⁻¹: you returned M⁻¹, multiply it by sigma**2.")
     if _close(cov, M / sigma**2):
         raise ExerciseFeedback("You returned the precision M / σ² (the inverse covariance): invert it.")
+    if _close(cov, sigma**2 * torch.linalg.inv(_no_identity(W, sigma))):
+        raise ExerciseFeedback("W.T @ W + sigma**2 adds σ² to EVERY entry of M (that is only right when D_z = 1): "
+                               "σ² belongs on the diagonal, M = WᵀW + σ² I (torch.eye(D_z)).")
     if _close(cov, torch.eye(d_z, dtype=W.dtype)):
         raise ExerciseFeedback("That is the prior's covariance I; the posterior's is σ² M⁻¹, narrower.")
     _, unit_m = _ppca_posterior_reference(W.new_zeros(1, W.shape[0]), W, W.new_zeros(W.shape[0]), sigma,
                                           m_extra=1.0)
     if _close(cov, unit_m):
         raise ExerciseFeedback("M = WᵀW + σ² I: the noise variance σ² belongs inside M (you used the identity).")
-    raise ExerciseFeedback(f"Wrong posterior covariance: expected {want.tolist()}, got {cov.tolist()}.")
+    raise ExerciseFeedback(f"Wrong posterior covariance: expected {want.tolist()}, got {cov.tolist()}."
+                           + sizes_hint)
 
 
 # --- chapter 3: the importance-sampling estimate of log p(x) -------------------------------------------------

@@ -7,26 +7,40 @@ from typing import Callable
 import torch
 
 from ..models.mixture import GaussianMixture
-from ._feedback import ExerciseFeedback, _call, _close, _start
+from ._feedback import ExerciseFeedback, _call, _close, _sizes_hint, _start
 
 __all__ = ["check_mixture_log_density", "check_responsibilities"]
 
 
-def _random_mixture(gen: torch.Generator) -> GaussianMixture:
-    k = int(torch.randint(2, 6, (1,), generator=gen))
+def _random_mixture(gen: torch.Generator, k: int | None = None) -> GaussianMixture:
+    if k is None:
+        k = int(torch.randint(2, 6, (1,), generator=gen))
     weights = torch.rand(k, generator=gen, dtype=torch.float64) + 0.1
     means = 6 * torch.rand(k, generator=gen, dtype=torch.float64) - 3
     stds = 0.3 + torch.rand(k, generator=gen, dtype=torch.float64)
     return GaussianMixture(weights / weights.sum(), means, stds)
 
+
+def _trial_k(trial: int) -> int | None:
+    # Two and three components first, as in the chapter's examples; then random sizes, so an answer written for
+    # one size only (two components indexed by hand) is right on the first trial and caught on a later one.
+    return (2, 3)[trial] if trial < 2 else None
+
+
+def _components(k: int) -> str:
+    return f"K = {k} components"
+
+
 def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -> None:
     """Check ``fn(x, weights, means, stds) -> log p(x)`` of a 1-D mixture (eq. ``gmm-marginal``).
 
-    ``x`` is ``[n]``; ``weights``, ``means``, ``stds`` are ``[K]``; the answer must be ``[n]``.
+    ``x`` is ``[n]``; ``weights``, ``means``, ``stds`` are ``[K]``; the answer must be ``[n]``. A last test puts
+    points 40 standard deviations from every component, where the densities underflow to zero.
     """
     n_trials, gen = _start(fn, seed, n_trials)
-    for _ in range(n_trials):
-        model = _random_mixture(gen)
+    right_for = set()
+    for trial in range(n_trials):
+        model = _random_mixture(gen, _trial_k(trial))
         x = 8 * torch.rand(7, generator=gen, dtype=torch.float64) - 4
         args = (x, model.weights, model.means, model.stds)
         got = _call(fn, "mixture_log_density", *args)
@@ -36,17 +50,37 @@ def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -
                                    f"got shape {list(got.shape)}. Did you sum over points, or forget to sum "
                                    "over components?")
         if _close(got, want):
+            right_for.add(_components(model.n_components))
             continue
-        if _close(got, want.exp()):
-            raise ExerciseFeedback("Your values are p(x), not log p(x): return the logarithm.")
-        unweighted = torch.logsumexp(model.components().log_prob(x[:, None]), dim=-1)
-        if _close(got, unweighted):
-            raise ExerciseFeedback("Each component must be weighted by its λ_k: you summed the components "
-                                   "with equal weight one.")
-        raise ExerciseFeedback(f"Wrong values. For x = {x[:3].tolist()} the expected log p(x) starts "
-                               f"{want[:3].tolist()}, you returned {got[:3].tolist()}.")
+        _diagnose_log_density(got, want, model, x, right_for)
     _check_far_tail(fn)
     print(f"✓ mixture_log_density: right on {n_trials} random mixtures and far out in the tails.")
+
+
+def _diagnose_log_density(got, want, model, x, right_for) -> None:
+    log_n = model.components().log_prob(x[:, None])  # [n, K]
+    if _close(got, want.exp()):
+        raise ExerciseFeedback("Your values are p(x), not log p(x): return the logarithm.")
+    if _close(got, torch.logsumexp(log_n, dim=-1)):
+        raise ExerciseFeedback("Each component must be weighted by its prior weight λ_k: you summed the "
+                               "components with equal weight one.")
+    if _close(got, torch.logsumexp(model.weights + log_n, dim=-1)):
+        raise ExerciseFeedback("You added λ_k to the log-density: in log space the weight enters as log λ_k, "
+                               "log λ_k + log N(x | μ_k, σ_k²), because log(λ N) = log λ + log N.")
+    if _close(got, (model.weights * log_n).sum(-1)):
+        raise ExerciseFeedback("You returned Σ_k λ_k log N(x | μ_k, σ_k²), the weighted mean of the logs. "
+                               "log p(x) is the log of the weighted sum, log Σ_k λ_k N(x | μ_k, σ_k²), which is "
+                               "larger (Jensen's inequality): use torch.logsumexp(log λ_k + log N, dim=-1).")
+    wrong = ~torch.isclose(got, want, rtol=1e-5, atol=1e-6)
+    if torch.isfinite(got).all() and bool((want[wrong] < -10).all()):
+        raise ExerciseFeedback(
+            f"Your values are right where p(x) is not tiny but wrong far from the components: at x = "
+            f"{x[wrong][0]:.3f}, log p(x) = {want[wrong][0]:.4f}, you returned {got[wrong][0]:.4f}. A small "
+            "constant added before the log (or clamp, or nan_to_num) changes tiny densities; work in log space: "
+            "torch.logsumexp(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
+    raise ExerciseFeedback(f"Wrong values for a mixture of {_components(model.n_components)}. For x = "
+                           f"{x[:3].tolist()} the expected log p(x) starts {want[:3].tolist()}, you returned "
+                           f"{got[:3].tolist()}." + _sizes_hint(right_for, _components(model.n_components)))
 
 
 def _check_far_tail(fn: Callable) -> None:
@@ -55,44 +89,97 @@ def _check_far_tail(fn: Callable) -> None:
     x = torch.tensor([40.0, -45.0], dtype=torch.float32)
     got = _call(fn, "mixture_log_density", x, model.weights, model.means, model.stds)
     want = model.log_marginal(x).to(torch.float64)
-    if not torch.isfinite(got).all() or not torch.allclose(got, want, rtol=1e-4):
+    if got.shape == want.shape and torch.isfinite(got).all() and torch.allclose(got, want, rtol=1e-4):
+        return
+    if got.shape == want.shape and torch.isfinite(got).all():
         raise ExerciseFeedback(
-            f"Far from every component (x = 40, -45) you returned {got.tolist()} instead of {want.tolist()}: "
-            "the densities underflow to zero before the log. Work in log space: "
+            f"Far from every component (x = 40, -45) log p(x) = {want.tolist()}; you returned {got.tolist()}: "
+            "finite, but wrong. The densities underflow to 0 there, and a small constant added before the log "
+            "(or clamp, or nan_to_num) hides the −inf without bringing back the value. Work in log space: "
             "torch.logsumexp(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
+    raise ExerciseFeedback(
+        f"Far from every component (x = 40, -45) you returned {got.tolist()} instead of {want.tolist()}: "
+        "the densities underflow to zero before the log. Work in log space: "
+        "torch.logsumexp(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
 
 
 def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> None:
-    """Check ``fn(x, weights, means, stds) -> [n, K]`` posterior probabilities p(z = k | x) (eq. ``responsibilities``)."""
+    """Check ``fn(x, weights, means, stds) -> [n, K]`` posterior probabilities p(z = k | x) (eq. ``responsibilities``).
+
+    A last test compares the answer at x = 60 and x = −45, where every density underflows to zero, with the
+    exact responsibilities.
+    """
     n_trials, gen = _start(fn, seed, n_trials)
-    for _ in range(n_trials):
-        model = _random_mixture(gen)
+    right_for = set()
+    for trial in range(n_trials):
+        model = _random_mixture(gen, _trial_k(trial))
         x = 8 * torch.rand(6, generator=gen, dtype=torch.float64) - 4
         got = _call(fn, "responsibilities", x, model.weights, model.means, model.stds)
         want = model.responsibilities(x)
+        k = model.n_components
         if got.shape == want.T.shape and got.shape != want.shape:
             raise ExerciseFeedback(f"Expected shape [n, K] = {list(want.shape)}, got {list(got.shape)}: "
                                    "one row per point, one column per component (transpose your answer).")
+        if got.dim() == 2 and got.shape[0] == want.shape[0] and got.shape[1] != k:
+            raise ExerciseFeedback(f"Expected shape [n, K] = {list(want.shape)}, got {list(got.shape)}: one column "
+                                   f"per component, and this mixture has {_components(k)}."
+                                   + _sizes_hint(right_for, _components(k)))
         if got.shape != want.shape:
             raise ExerciseFeedback(f"Expected shape [n, K] = {list(want.shape)}, got {list(got.shape)}.")
         if _close(got, want):
+            right_for.add(_components(k))
             continue
-        if not torch.allclose(got.sum(-1), torch.ones(got.shape[0], dtype=got.dtype), atol=1e-5):
-            raise ExerciseFeedback("Each row must sum to one (it is a distribution over z for one x): "
-                                   "divide λ_k N(x | μ_k, σ_k²) by p(x), the sum over k.")
-        unweighted = model.components().log_prob(x[:, None]).softmax(-1)
-        if _close(got, unweighted):
-            raise ExerciseFeedback("The prior λ_k is missing: Bayes' rule multiplies the likelihood "
-                                   "N(x | μ_k, σ_k²) by p(z = k) = λ_k before normalising.")
-        raise ExerciseFeedback(f"Wrong values. For x = {x[0]:.3f} expected {want[0].tolist()}, "
-                               f"got {got[0].tolist()}.")
-    model = GaussianMixture([0.5, 0.5], [0.0, 1.0], [1.0, 1.0])
-    x = torch.tensor([60.0])
+        _diagnose_responsibilities(got, want, model, x, right_for)
+    _check_far_responsibilities(fn)
+    print(f"✓ responsibilities: right on {n_trials} random mixtures and far away.")
+
+
+def _diagnose_responsibilities(got, want, model, x, right_for) -> None:
+    log_n = model.components().log_prob(x[:, None])  # [n, K]
+    log_joint = model.weights.log() + log_n
+    if _close(got, log_joint.softmax(0)):
+        raise ExerciseFeedback("You normalised over the points (dim 0): each ROW must sum to one, a distribution "
+                               "over the components for one x. Normalise over the components, dim=-1.")
+    if not torch.allclose(got.sum(-1), torch.ones(got.shape[0], dtype=got.dtype), atol=1e-5):
+        raise ExerciseFeedback("Each row must sum to one (it is a distribution over z for one x): "
+                               "divide λ_k N(x | μ_k, σ_k²) by p(x), the sum over k.")
+    if _close(got, log_n.softmax(-1)):
+        raise ExerciseFeedback("The prior weight λ_k is missing: Bayes' rule multiplies the likelihood "
+                               "N(x | μ_k, σ_k²) by p(z = k) = λ_k before normalising.")
+    if _close(got, (model.weights + log_n).softmax(-1)):
+        raise ExerciseFeedback("You added λ_k to the log-density: in log space the prior enters as log λ_k, "
+                               "softmax over k of log λ_k + log N(x | μ_k, σ_k²).")
+    k = model.n_components
+    raise ExerciseFeedback(f"Wrong values for a mixture of {_components(k)}. For x = {x[0]:.3f} expected "
+                           f"{want[0].tolist()}, got {got[0].tolist()}." + _sizes_hint(right_for, _components(k)))
+
+
+def _check_far_responsibilities(fn: Callable) -> None:
+    # At x = 60 and -45 both densities underflow to 0 (exp(-1800), exp(-1012)) even in float64, while the
+    # responsibilities are ordinary numbers: the nearer component takes almost all, ≈ [e^-59.5, 1] and [1, e^-45.5].
+    f64 = torch.float64
+    model = GaussianMixture(torch.tensor([0.5, 0.5], dtype=f64), torch.tensor([0.0, 1.0], dtype=f64),
+                            torch.tensor([1.0, 1.0], dtype=f64))
+    x = torch.tensor([60.0, -45.0], dtype=f64)
     got = _call(fn, "responsibilities", x, model.weights, model.means, model.stds)
+    want = model.responsibilities(x).to(torch.float64)
+    if got.shape != want.shape:
+        raise ExerciseFeedback(f"At x = [60, -45] expected shape [n, K] = {list(want.shape)}, got "
+                               f"{list(got.shape)}.")
     if not torch.isfinite(got).all():
-        raise ExerciseFeedback(f"At x = 60 you returned {got.tolist()}: both densities underflow to 0 and "
+        raise ExerciseFeedback(f"At x = 60 and -45 you returned {got.tolist()}: both densities underflow to 0 and "
                                "0/0 is NaN. Normalise in log space (torch.softmax of the log joint).")
-    print(f"✓ responsibilities: right on {n_trials} random mixtures and finite far away.")
+    if _close(got, want):
+        return
+    shown = f"At x = 60 and -45 the responsibilities are {want.tolist()}; you returned {got.tolist()}. "
+    if not torch.allclose(got.sum(-1), torch.ones(2, dtype=got.dtype), atol=1e-5):
+        raise ExerciseFeedback(shown + "Your rows do not sum to one: both densities underflow to 0 there, and a "
+                               "small constant added to the denominator turns 0/0 into 0/ε = 0. Normalise in log "
+                               "space: torch.softmax(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
+    raise ExerciseFeedback(shown + "Both densities underflow to 0 there; replacing the NaN of 0/0 (nan_to_num, a "
+                           "constant added to each density, clamp) gives a guess, not Bayes' rule, which gives "
+                           "almost everything to the nearer component. Normalise in log space: "
+                           "torch.softmax(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
 
 
 # --- chapter 2: the posterior of probabilistic PCA ------------------------------------------------------------

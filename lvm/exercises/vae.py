@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from ._feedback import ExerciseFeedback, _call, _close, _start
+from ._feedback import ExerciseFeedback, _call, _close, _invoke, _start, _tensor
 
 __all__ = ["check_vae_loss"]
 
@@ -25,10 +25,12 @@ def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
 
     ``x`` is ``[B, D]`` binary, ``logits`` ``[B, D]`` the decoder's outputs for one reparameterised z per image,
     ``mu`` and ``sigma`` ``[B, D_z]`` the encoder's; the answer is the scalar
-    −(1/B) Σ_i [log p(x_i | z_i) − KL(q_i ‖ N(0, I))]. A last test uses logits of ±60 (a confident decoder).
+    −(1/B) Σ_i [log p(x_i | z_i) − KL(q_i ‖ N(0, I))], and its gradients with respect to ``logits``, ``mu``
+    and ``sigma`` must be the loss's (training follows them). A last test uses logits of ±60 (a confident decoder).
     """
     n_trials, gen = _start(fn, seed, n_trials)
     f64 = torch.float64
+    gradient_problem = None  # told after the confident decoder: a wrong value is the first thing to fix
     for _ in range(n_trials):
         b = int(torch.randint(2, 7, (1,), generator=gen))
         d = b + int(torch.randint(3, 9, (1,), generator=gen))  # D != B, so a mean over the wrong axis shows
@@ -37,7 +39,11 @@ def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
         logits = 3 * torch.randn(b, d, generator=gen, dtype=f64)
         mu = torch.randn(b, d_z, generator=gen, dtype=f64)
         sigma = (0.5 * torch.randn(b, d_z, generator=gen, dtype=f64)).exp()
-        got = _call(fn, "vae_loss", x, logits, mu, sigma)
+        # Leaves for the gradients; the function gets non-leaf copies, as the encoder's and decoder's outputs are,
+        # so a right answer that works in place (sigma.pow_(2)) still runs.
+        leaves = [t.clone().requires_grad_(True) for t in (logits, mu, sigma)]
+        out = _invoke(fn, "vae_loss", x.clone(), *(t.clone() for t in leaves), copies=False)
+        got = _tensor(out, "vae_loss")
         recon, kl = _vae_loss_parts(x, logits, mu, sigma)
         want = -(recon - kl).mean()
         if got.shape == (b,):
@@ -50,10 +56,16 @@ def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
             raise ExerciseFeedback("Your loss is NaN. Did you treat the logits as probabilities? They are "
                                    "unconstrained reals: use Bernoulli(logits=logits) or "
                                    "F.binary_cross_entropy_with_logits.")
-        if _close(got, want):
-            continue
-        _diagnose_vae_loss(got, want, recon, kl, b, d, mu, sigma)
+        if not _close(got, want):
+            _diagnose_vae_loss(got, want, recon, kl, b, d, mu, sigma)
+        if gradient_problem is None:
+            try:
+                _check_vae_gradients(out, leaves, x)
+            except ExerciseFeedback as problem:
+                gradient_problem = problem
     _check_confident_decoder(fn)
+    if gradient_problem is not None:
+        raise gradient_problem
     print(f"✓ vae_loss agrees with lvm on {n_trials} random batches and a confident decoder.")
 
 
@@ -91,9 +103,40 @@ def _diagnose_vae_loss(got, want, recon, kl, b, d, mu, sigma) -> None:
     if matches(-(recon - kl_sigma_as_var).mean()):
         raise ExerciseFeedback("The KL term treats sigma as a variance: sigma holds standard deviations, so the "
                                "variance is sigma**2.")
+    kl_sigma_twice_squared = 0.5 * (mu**2 + sigma**4 - 1 - torch.log(sigma**4)).sum(-1)
+    if matches(-(recon - kl_sigma_twice_squared).mean()):
+        raise ExerciseFeedback("The KL term uses σ⁴: sigma.pow_(2) (or sigma **= 2) squared sigma in place, and a "
+                               "later sigma**2 squared it again. Put the square in a new variable: var = sigma**2.")
     raise ExerciseFeedback(f"Wrong value: expected {want.item():.6f}, got {got.item():.6f}. The loss is "
                            "−mean_i [Σ_d log Bernoulli(x_id | logits_id) "
                            "− ½ Σ_j (μ_ij² + σ_ij² − 1 − log σ_ij²)].")
+
+
+def _check_vae_gradients(out: torch.Tensor, leaves: list[torch.Tensor], x: torch.Tensor) -> None:
+    """The loss has the right value; its gradients must be the loss's, or training follows something else."""
+    if not out.requires_grad:
+        raise ExerciseFeedback("Your loss has the right value but no gradient: .item(), float(), torch.tensor(...), "
+                               ".detach() or torch.no_grad() cut it off from the logits, mu and sigma, so training "
+                               "would not change the encoder or the decoder.")
+    try:
+        got = torch.autograd.grad(out.reshape(()), leaves, allow_unused=True)
+    except RuntimeError as err:
+        raise ExerciseFeedback(f"Your loss has the right value, but its gradient cannot be computed ({err}). An "
+                               "in-place operation on a tensor that autograd still needs is the usual cause.") from err
+    ref_leaves = [t.detach().clone().requires_grad_(True) for t in leaves]
+    recon, kl = _vae_loss_parts(x, *ref_leaves)
+    want = torch.autograd.grad(-(recon - kl).mean(), ref_leaves)
+    parts = (("logits", "reconstruction term"), ("mu", "KL term"), ("sigma", "KL term"))
+    for g, w, (name, term) in zip(got, want, parts):
+        if g is None or not g.any():
+            raise ExerciseFeedback(f"Your loss has the right value, but no gradient reaches {name}: the {term} was "
+                                   "cut from the graph (a stray .detach(), .item(), .data or torch.no_grad()), so "
+                                   f"training would ignore it.")
+        # A looser tolerance than for values: a float32 answer, or an ε inside a log, moves gradients a little.
+        if not torch.allclose(g.to(torch.float64), w, rtol=1e-3, atol=1e-6):
+            raise ExerciseFeedback(f"Your loss has the right value, but its gradient with respect to {name} is wrong: "
+                                   f"part of the {term} is detached or replaced by a constant. Compute the loss "
+                                   "from the tensors you are given, with torch operations only.")
 
 
 def _check_confident_decoder(fn: Callable) -> None:
@@ -110,7 +153,8 @@ def _check_confident_decoder(fn: Callable) -> None:
         raise ExerciseFeedback(
             f"With a confident decoder (logits ±60, pixels that disagree) the loss is {want.item():.4f}; you "
             f"returned {got.flatten().tolist()}. sigmoid(60) rounds to exactly 1, so log(1 − sigmoid(60)) is "
-            "log 0. Compute the log-likelihood from the logits: Bernoulli(logits=logits).log_prob(x) or "
+            "log 0; a small constant inside the log (log(p + 1e-8)) or a clamp makes it finite but wrong. "
+            "Compute the log-likelihood from the logits: Bernoulli(logits=logits).log_prob(x) or "
             "−F.binary_cross_entropy_with_logits(logits, x, reduction='none').")
 
 
