@@ -602,7 +602,7 @@ def test_an_error_in_the_students_code_is_shown_with_the_students_lines():
     shown = "\n".join(feedback.value._render_traceback_())
     assert "Your function raised this error:" in shown and "in _ppca_eye_of_two" in shown  # the student's own lines
     assert "lvm/exercises" not in shown  # not the checker's
-    assert "x of shape [9, 3], W of shape [3, 1], b of shape [3], sigma a 0-dim tensor" in shown
+    assert "x of shape [9, 3]; W of shape [3, 1]; b of shape [3]; sigma, a 0-dim tensor" in shown
     assert shown.rstrip().endswith("assume particular sizes (a fixed number of components, points or dimensions).")
 
 
@@ -649,6 +649,62 @@ def test_the_chapters_solution_passes_its_check(notebook, solution, check, capsy
                  "MultivariateNormal": MultivariateNormal}
     exec(solution, namespace)  # noqa: S102 - the book's own code
     exec(check, namespace)  # noqa: S102
+    assert "✓" in capsys.readouterr().out
+
+
+# --- more right answers, written the ways students write them --------------------------------------------------
+
+def _stream_total_stacked_on_each_chunk(chunks):
+    # The running total stacked on the chunk as one more row: one chunk and one row at a time, a stream.
+    total, count = None, 0
+    for log_w in chunks:
+        rows = log_w if total is None else torch.cat([total[None], log_w])
+        total = torch.logsumexp(rows, dim=0)
+        count += log_w.shape[0]
+    return total - math.log(count)
+
+
+def _stream_first_chunk_apart(chunks):
+    chunks = iter(chunks)
+    first = next(chunks)  # held to the end: two chunks alive at once, still a stream
+    total, count = torch.logsumexp(first, 0), len(first)
+    for log_w in chunks:
+        total = torch.logaddexp(total, log_w.logsumexp(0))
+        count += len(log_w)
+    return total - math.log(count)
+
+
+def _stream_from_minus_infinity(chunks):
+    total, count = None, 0
+    for log_w in chunks:
+        if total is None:
+            total = torch.full(log_w.shape[1:], -math.inf, dtype=log_w.dtype)
+        total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
+        count += log_w.shape[0]
+    return total - math.log(count)
+
+
+def _vae_loss_with_torch_kl(x, logits, mu, sigma):
+    kl_div = torch.distributions.kl_divergence(Normal(mu, sigma), Normal(torch.zeros_like(mu), torch.ones_like(sigma)))
+    return (F.binary_cross_entropy_with_logits(logits, x, reduction="sum") + kl_div.sum()) / len(x)
+
+
+MORE_RIGHT = {
+    "log_mean_exp_stream": [_stream_total_stacked_on_each_chunk, _stream_first_chunk_apart,
+                            _stream_from_minus_infinity],
+    "vae_loss": [_vae_loss_with_torch_kl],
+    "reparameterised_sample": [lambda m, L, e: m + torch.einsum("ij,sj->si", L, e)],
+    "responsibilities": [lambda x, w, m, s: torch.distributions.Categorical(
+        logits=w.log() + Normal(m, s).log_prob(x[:, None])).probs],
+    "mutual_information_gap": [lambda i, h: torch.diff(i.topk(2, dim=0).values.flip(0), dim=0)[0] / h],
+    "forward_marginal": [lambda a: (torch.exp(0.5 * torch.cumsum(a.log(), 0)), -torch.expm1(torch.cumsum(a.log(), 0)))],
+}
+MORE = [(name, i) for name, answers in MORE_RIGHT.items() for i in range(len(answers))]
+
+
+@pytest.mark.parametrize("name, i", MORE, ids=[f"{n} {i}" for n, i in MORE])
+def test_more_right_answers_pass(name, i, capsys):
+    CASES[name].check(MORE_RIGHT[name][i])
     assert "✓" in capsys.readouterr().out
 
 

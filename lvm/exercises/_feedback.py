@@ -76,18 +76,18 @@ def _describe(fn: Callable, args: tuple[Any, ...]) -> str:
     parts = []
     for label, a in zip(names, args):
         if isinstance(a, torch.Tensor):
-            parts.append(f"{label} of shape {list(a.shape)}" if a.dim() else f"{label} a 0-dim tensor")
+            parts.append(f"{label} of shape {list(a.shape)}" if a.dim() else f"{label}, a 0-dim tensor")
         elif isinstance(a, Distribution):
-            parts.append(f"{label} a {type(a).__name__} with batch shape {list(a.batch_shape)}")
+            parts.append(f"{label}, a {type(a).__name__} with batch shape {list(a.batch_shape)}")
         elif isinstance(a, nn.Module):
-            parts.append(f"{label} a {type(a).__name__}")
+            parts.append(f"{label}, a {type(a).__name__}")
         elif callable(a):
-            parts.append(f"{label} a function")
+            parts.append(f"{label}, a function")
         elif hasattr(a, "__next__"):
-            parts.append(f"{label} an iterator of tensors")
+            parts.append(f"{label}, an iterator of tensors")
         else:
             parts.append(f"{label} = {a!r}")
-    return ", ".join(parts)
+    return "; ".join(parts)
 
 
 def _invoke(fn: Callable, name: str, *args: Any, copies: bool = True) -> Any:
