@@ -3,8 +3,11 @@
 Each ``check_*`` calls the student's function on random inputs, compares it with the reference in ``lvm``
 and, on a mismatch, raises :class:`ExerciseFeedback` (an ``AssertionError``, so autograders count it as a
 failed test) that says what looks wrong, not only *that* it is wrong: a shape, a forgotten weight, an
-underflow. On success it prints one line and returns nothing. In Jupyter and Colab the feedback shows as
-its sentence alone, without the checker's stack.
+underflow, a guard (an epsilon, ``nan_to_num``) that hides one, a cut gradient, a stream that holds every
+chunk. On success it prints one line and returns nothing. In Jupyter and Colab the feedback shows as its
+sentence alone, without the checker's stack; where the student's function itself raised an error, the lines
+of the student's code come first. ``tests/test_exercise_wrong_answers.py`` lists, for every check, the wrong
+answers it must reject.
 """
 
 from ._feedback import ExerciseFeedback
