@@ -74,9 +74,9 @@ mix = case("mixture_log_density", exercises.check_mixture_log_density, mixture_l
            mixture_log_density_by_hand)
 mix.wrong = {
     "prior weight forgotten": (lambda x, w, m, s: torch.logsumexp(Normal(m, s).log_prob(x[:, None]), -1),
-                               "weighted by its prior weight λ_k"),
+                               "weighted by its prior weight λ_n"),
     "weight added, not its log": (lambda x, w, m, s: torch.logsumexp(w + Normal(m, s).log_prob(x[:, None]), -1),
-                                  "log λ_k"),
+                                  "log λ_n"),
     "naive exp then log": (lambda x, w, m, s: _mixture_densities(x, w, m, s).sum(-1).log(),
                            "underflow to zero before the log"),
     "epsilon inside the log": (lambda x, w, m, s: (_mixture_densities(x, w, m, s).sum(-1) + 1e-12).log(),
@@ -87,7 +87,7 @@ mix.wrong = {
                                   "weighted mean of the logs"),
     "two components only": (lambda x, w, m, s: torch.logaddexp(w[0].log() + Normal(m[0], s[0]).log_prob(x),
                                                                 w[1].log() + Normal(m[1], s[1]).log_prob(x)),
-                            "right for K = 2 components, but not for K = [345] components"),
+                            "right for N = 2 components, but not for N = [345] components"),
     "summed over the points": (lambda x, w, m, s: mixture_log_density(x, w, m, s).sum(), "one log-density per point"),
 }
 
@@ -118,7 +118,7 @@ def _two_component_responsibilities(x, w, m, s):
 resp = case("responsibilities", exercises.check_responsibilities, responsibilities, responsibilities_by_hand)
 resp.wrong = {
     "prior weight forgotten": (lambda x, w, m, s: torch.softmax(Normal(m, s).log_prob(x[:, None]), -1),
-                               "prior weight λ_k is missing"),
+                               "prior weight λ_n is missing"),
     "transposed": (lambda x, w, m, s: responsibilities(x, w, m, s).T, "transpose your answer"),
     "normalised over the points": (lambda x, w, m, s: torch.softmax(w.log() + Normal(m, s).log_prob(x[:, None]), 0),
                                    "normalised over the points"),
@@ -132,8 +132,8 @@ resp.wrong = {
                                       / (_mixture_densities(x, w, m, s) + 1e-30).sum(-1, keepdim=True),
                                       "a constant added to each density"),
     "rows not normalised": (_mixture_densities, "Each row must sum to one"),
-    "two components only": (_two_component_responsibilities, "this mixture has K = [345] components.*right for "
-                                                             "K = 2 components"),
+    "two components only": (_two_component_responsibilities, "this mixture has N = [345] components.*right for "
+                                                             "N = 2 components"),
 }
 
 

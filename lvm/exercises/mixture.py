@@ -28,13 +28,13 @@ def _trial_k(trial: int) -> int | None:
 
 
 def _components(k: int) -> str:
-    return f"K = {k} components"
+    return f"N = {k} components"
 
 
 def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -> None:
     """Check ``fn(x, weights, means, stds) -> log p(x)`` of a 1-D mixture (eq. ``gmm-marginal``).
 
-    ``x`` is ``[n]``; ``weights``, ``means``, ``stds`` are ``[K]``; the answer must be ``[n]``. A last test puts
+    ``x`` is ``[I]``; ``weights``, ``means``, ``stds`` are ``[N]``; the answer must be ``[I]``. A last test puts
     points 40 standard deviations from every component, where the densities underflow to zero.
     """
     n_trials, gen = _start(fn, seed, n_trials)
@@ -58,26 +58,26 @@ def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -
 
 
 def _diagnose_log_density(got, want, model, x, right_for) -> None:
-    log_n = model.components().log_prob(x[:, None])  # [n, K]
+    log_n = model.components().log_prob(x[:, None])  # [I, N]
     if _close(got, want.exp()):
         raise ExerciseFeedback("Your values are p(x), not log p(x): return the logarithm.")
     if _close(got, torch.logsumexp(log_n, dim=-1)):
-        raise ExerciseFeedback("Each component must be weighted by its prior weight λ_k: you summed the "
+        raise ExerciseFeedback("Each component must be weighted by its prior weight λ_n: you summed the "
                                "components with equal weight one.")
     if _close(got, torch.logsumexp(model.weights + log_n, dim=-1)):
-        raise ExerciseFeedback("You added λ_k to the log-density: in log space the weight enters as log λ_k, "
-                               "log λ_k + log N(x | μ_k, σ_k²), because log(λ N) = log λ + log N.")
+        raise ExerciseFeedback("You added λ_n to the log-density: in log space the weight enters as log λ_n, "
+                               "log λ_n + log N(x | μ_n, σ_n²), because log(λ_n N) = log λ_n + log N.")
     if _close(got, (model.weights * log_n).sum(-1)):
-        raise ExerciseFeedback("You returned Σ_k λ_k log N(x | μ_k, σ_k²), the weighted mean of the logs. "
-                               "log p(x) is the log of the weighted sum, log Σ_k λ_k N(x | μ_k, σ_k²), which is "
-                               "larger (Jensen's inequality): use torch.logsumexp(log λ_k + log N, dim=-1).")
+        raise ExerciseFeedback("You returned Σ_n λ_n log N(x | μ_n, σ_n²), the weighted mean of the logs. "
+                               "log p(x) is the log of the weighted sum, log Σ_n λ_n N(x | μ_n, σ_n²), which is "
+                               "larger (Jensen's inequality): use torch.logsumexp(log λ_n + log N, dim=-1).")
     wrong = ~torch.isclose(got, want, rtol=1e-5, atol=1e-6)
     if torch.isfinite(got).all() and bool((want[wrong] < -10).all()):
         raise ExerciseFeedback(
             f"Your values are right where p(x) is not tiny but wrong far from the components: at x = "
             f"{x[wrong][0]:.3f}, log p(x) = {want[wrong][0]:.4f}, you returned {got[wrong][0]:.4f}. A small "
             "constant added before the log (or clamp, or nan_to_num) changes tiny densities; work in log space: "
-            "torch.logsumexp(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
+            "torch.logsumexp(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
     raise ExerciseFeedback(f"Wrong values for a mixture of {_components(model.n_components)}. For x = "
                            f"{x[:3].tolist()} the expected log p(x) starts {want[:3].tolist()}, you returned "
                            f"{got[:3].tolist()}." + _sizes_hint(right_for, _components(model.n_components)))
@@ -96,15 +96,15 @@ def _check_far_tail(fn: Callable) -> None:
             f"Far from every component (x = 40, -45) log p(x) = {want.tolist()}; you returned {got.tolist()}: "
             "finite, but wrong. The densities underflow to 0 there, and a small constant added before the log "
             "(or clamp, or nan_to_num) hides the −inf without bringing back the value. Work in log space: "
-            "torch.logsumexp(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
+            "torch.logsumexp(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
     raise ExerciseFeedback(
         f"Far from every component (x = 40, -45) you returned {got.tolist()} instead of {want.tolist()}: "
         "the densities underflow to zero before the log. Work in log space: "
-        "torch.logsumexp(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
+        "torch.logsumexp(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
 
 
 def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> None:
-    """Check ``fn(x, weights, means, stds) -> [n, K]`` posterior probabilities p(z = k | x) (eq. ``responsibilities``).
+    """Check ``fn(x, weights, means, stds) -> [I, N]`` posterior probabilities p(z = n | x) (eq. ``responsibilities``).
 
     A last test compares the answer at x = 60 and x = −45, where every density underflows to zero, with the
     exact responsibilities.
@@ -118,14 +118,14 @@ def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> N
         want = model.responsibilities(x)
         k = model.n_components
         if got.shape == want.T.shape and got.shape != want.shape:
-            raise ExerciseFeedback(f"Expected shape [n, K] = {list(want.shape)}, got {list(got.shape)}: "
+            raise ExerciseFeedback(f"Expected shape [I, N] = {list(want.shape)}, got {list(got.shape)}: "
                                    "one row per point, one column per component (transpose your answer).")
         if got.dim() == 2 and got.shape[0] == want.shape[0] and got.shape[1] != k:
-            raise ExerciseFeedback(f"Expected shape [n, K] = {list(want.shape)}, got {list(got.shape)}: one column "
+            raise ExerciseFeedback(f"Expected shape [I, N] = {list(want.shape)}, got {list(got.shape)}: one column "
                                    f"per component, and this mixture has {_components(k)}."
                                    + _sizes_hint(right_for, _components(k)))
         if got.shape != want.shape:
-            raise ExerciseFeedback(f"Expected shape [n, K] = {list(want.shape)}, got {list(got.shape)}.")
+            raise ExerciseFeedback(f"Expected shape [I, N] = {list(want.shape)}, got {list(got.shape)}.")
         if _close(got, want):
             right_for.add(_components(k))
             continue
@@ -135,20 +135,20 @@ def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> N
 
 
 def _diagnose_responsibilities(got, want, model, x, right_for) -> None:
-    log_n = model.components().log_prob(x[:, None])  # [n, K]
+    log_n = model.components().log_prob(x[:, None])  # [I, N]
     log_joint = model.weights.log() + log_n
     if _close(got, log_joint.softmax(0)):
         raise ExerciseFeedback("You normalised over the points (dim 0): each ROW must sum to one, a distribution "
                                "over the components for one x. Normalise over the components, dim=-1.")
     if not torch.allclose(got.sum(-1), torch.ones(got.shape[0], dtype=got.dtype), atol=1e-5):
         raise ExerciseFeedback("Each row must sum to one (it is a distribution over z for one x): "
-                               "divide λ_k N(x | μ_k, σ_k²) by p(x), the sum over k.")
+                               "divide λ_n N(x | μ_n, σ_n²) by p(x), the sum over n.")
     if _close(got, log_n.softmax(-1)):
-        raise ExerciseFeedback("The prior weight λ_k is missing: Bayes' rule multiplies the likelihood "
-                               "N(x | μ_k, σ_k²) by p(z = k) = λ_k before normalising.")
+        raise ExerciseFeedback("The prior weight λ_n is missing: Bayes' rule multiplies the likelihood "
+                               "N(x | μ_n, σ_n²) by p(z = n) = λ_n before normalising.")
     if _close(got, (model.weights + log_n).softmax(-1)):
-        raise ExerciseFeedback("You added λ_k to the log-density: in log space the prior enters as log λ_k, "
-                               "softmax over k of log λ_k + log N(x | μ_k, σ_k²).")
+        raise ExerciseFeedback("You added λ_n to the log-density: in log space the prior enters as log λ_n, "
+                               "softmax over n of log λ_n + log N(x | μ_n, σ_n²).")
     k = model.n_components
     raise ExerciseFeedback(f"Wrong values for a mixture of {_components(k)}. For x = {x[0]:.3f} expected "
                            f"{want[0].tolist()}, got {got[0].tolist()}." + _sizes_hint(right_for, _components(k)))
@@ -164,7 +164,7 @@ def _check_far_responsibilities(fn: Callable) -> None:
     got = _call(fn, "responsibilities", x, model.weights, model.means, model.stds)
     want = model.responsibilities(x).to(torch.float64)
     if got.shape != want.shape:
-        raise ExerciseFeedback(f"At x = [60, -45] expected shape [n, K] = {list(want.shape)}, got "
+        raise ExerciseFeedback(f"At x = [60, -45] expected shape [I, N] = {list(want.shape)}, got "
                                f"{list(got.shape)}.")
     if not torch.isfinite(got).all():
         raise ExerciseFeedback(f"At x = 60 and -45 you returned {got.tolist()}: both densities underflow to 0 and "
@@ -175,11 +175,11 @@ def _check_far_responsibilities(fn: Callable) -> None:
     if not torch.allclose(got.sum(-1), torch.ones(2, dtype=got.dtype), atol=1e-5):
         raise ExerciseFeedback(shown + "Your rows do not sum to one: both densities underflow to 0 there, and a "
                                "small constant added to the denominator turns 0/0 into 0/ε = 0. Normalise in log "
-                               "space: torch.softmax(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
+                               "space: torch.softmax(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
     raise ExerciseFeedback(shown + "Both densities underflow to 0 there; replacing the NaN of 0/0 (nan_to_num, a "
                            "constant added to each density, clamp) gives a guess, not Bayes' rule, which gives "
                            "almost everything to the nearer component. Normalise in log space: "
-                           "torch.softmax(log λ_k + log N(x | μ_k, σ_k²), dim=-1).")
+                           "torch.softmax(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
 
 
 # --- chapter 2: the posterior of probabilistic PCA ------------------------------------------------------------
