@@ -18,7 +18,7 @@ from ._checks import as_tensor, check_finite, check_positive_int
 from .models.mixture import GaussianMixture
 
 __all__ = ["alpha_bars", "denoised_moments", "diffused_mixture", "diffusion_elbo", "forward_marginal",
-           "forward_posterior", "signal_schedule"]
+           "forward_posterior", "reverse_step", "signal_schedule"]
 
 
 def signal_schedule(steps: int, final: float = 1e-3, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -91,47 +91,89 @@ def denoised_moments(mixture: GaussianMixture, xt: torch.Tensor, alpha_bar: floa
 
 
 @torch.no_grad()
+def reverse_step(mixture: GaussianMixture, xt: torch.Tensor, alpha: torch.Tensor | float,
+                 alpha_bar_before: torch.Tensor | float) -> Normal:
+    """The best Gaussian reverse step p(x_{t−1} | x_t) for data from ``mixture``: the Gaussian with the mean and
+    variance of the true reverse step q(x_{t−1} | x_t) (eq. ``denoised-moments``),
+
+        mean = μ̃_t(x_t, E[x_0 | x_t]),   variance = σ̃_t² + (√ᾱ_{t−1} (1 − α_t) / (1 − ᾱ_t))² Var[x_0 | x_t],
+
+    with μ̃_t, σ̃_t² of eq. ``diffusion-posterior``. With ᾱ_{t−1} = 1 (t = 1) it is the decoder's last step,
+    p(x_0 | x_1) = N(E[x_0 | x_1], Var[x_0 | x_1]). Batched like ``xt``.
+    """
+    _check_1d(mixture)
+    dtype = mixture.means.dtype
+    alpha = torch.as_tensor(alpha, dtype=dtype)
+    before = torch.as_tensor(alpha_bar_before, dtype=dtype)
+    now = alpha * before
+    guess, spread = denoised_moments(mixture, xt, float(now))
+    slope = before.sqrt() * (1 - alpha) / (1 - now)  # how μ̃_t moves with x_0
+    mean = slope * guess + alpha.sqrt() * (1 - before) / (1 - now) * xt
+    variance = (1 - alpha) * (1 - before) / (1 - now) + slope**2 * spread
+    return Normal(mean, variance.sqrt())
+
+
+@torch.no_grad()
 def diffusion_elbo(mixture: GaussianMixture, x0: torch.Tensor, alphas: torch.Tensor, n_samples: int = 100,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """The ELBO of each x_0 ``[n]`` under the best Gaussian decoder for data from ``mixture``: each reverse
-    step p(x_{t−1} | x_t) is the Gaussian with the mean and variance of the true reverse step,
-    E[x_{t−1} | x_t] and Var[x_{t−1} | x_t] (from eq. ``denoised-moments`` by the laws of total expectation and
-    variance). The per-step form (eq. ``diffusion-elbo``):
+                   generator: torch.Generator | None = None, estimator: str = "steps",
+                   per_draw: bool = False) -> torch.Tensor:
+    """The ELBO of each x_0 ``[n]`` under the best Gaussian decoder for data from ``mixture``: p(x_T) = N(0, 1)
+    and each reverse step p(x_{t−1} | x_t) the Gaussian with the mean and variance of the true reverse step
+    (:func:`reverse_step`). Two unbiased Monte Carlo estimators of the same number:
 
-        E[log p(x_0 | x_1)] − Σ_{t=2..T} E[KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t))] − KL(q(x_T | x_0) ‖ N(0, 1))
+    * ``estimator="steps"``: the per-step form (eq. ``diffusion-elbo``),
 
-    Each expectation is over x_t ~ q(x_t | x_0), estimated from ``n_samples`` draws; the last KL is exact.
+        E[log p(x_0 | x_1)] − Σ_{t=2..T} E[KL(q(x_{t−1} | x_t, x_0) ‖ p(x_{t−1} | x_t))] − KL(q(x_T | x_0) ‖ N(0, 1)),
+
+      each expectation over x_t ~ q(x_t | x_0), with fresh draws for every step; the last KL is exact.
+    * ``estimator="chain"``: chapter 4's form, log p(x_0, x_1, …, x_T) − log q(x_1, …, x_T | x_0) on whole
+      forward chains drawn step by step with eq. ``diffusion-forward``. When the reverse steps are close to the
+      true ones this log-ratio is close to log q(x_0) on every chain, so its variance is small.
 
     Args:
         mixture (~lvm.GaussianMixture): the 1-D data distribution.
         x0 (~torch.Tensor): data points ``[n]``.
         alphas (~torch.Tensor): α_1..α_T ``[T]``, each strictly between 0 and 1.
-        n_samples (int): draws of x_t per point and step.
+        n_samples (int): draws of each x_t (``"steps"``) or of whole chains (``"chain"``) per point.
         generator (~torch.Generator | None): for reproducible draws.
+        estimator (str): ``"steps"`` or ``"chain"``.
+        per_draw (bool): return one estimate per draw, ``[n_samples, n]`` (independent rows, each unbiased),
+            instead of their mean.
 
     Returns:
-        ``[n]``, in nats.
+        ``[n]`` (or ``[n_samples, n]``), in nats.
     """
     _check_1d(mixture)
     alphas = _check_alphas(alphas).to(mixture.means.dtype)
     x0 = check_finite(as_tensor(x0, "x0", dtype=mixture.means.dtype), "x0")
     n_samples = check_positive_int(n_samples, "n_samples")
+    if estimator not in ("steps", "chain"):
+        raise ValueError(f"estimator must be 'steps' or 'chain', got {estimator!r}")
     bars = alpha_bars(alphas)
-    total = torch.zeros_like(x0)
+    befores = torch.cat([bars.new_ones(1), bars[:-1]])  # ᾱ_{t−1}, with ᾱ_0 = 1
+    prior = Normal(torch.zeros((), dtype=x0.dtype), torch.ones((), dtype=x0.dtype))
+    total = torch.zeros(n_samples, *x0.shape, dtype=x0.dtype)
+    previous = x0.expand(n_samples, *x0.shape)  # the chain's x_{t−1} ("chain")
     for t in range(len(alphas)):  # index t is step t + 1
         noise = torch.randn(n_samples, *x0.shape, generator=generator, dtype=x0.dtype)
-        xt = bars[t].sqrt() * x0 + (1 - bars[t]).sqrt() * noise  # x_t ~ q(x_t | x_0), [S, n]
-        guess, spread = denoised_moments(mixture, xt, float(bars[t]))
-        if t == 0:  # the decoder's last step: p(x_0 | x_1) = N(E[x_0 | x_1], Var[x_0 | x_1])
-            total += Normal(guess, spread.sqrt()).log_prob(x0).mean(0)
-            continue
-        target = forward_posterior(x0, xt, alphas[t], bars[t - 1])
-        reverse = forward_posterior(guess, xt, alphas[t], bars[t - 1])  # mean E[x_{t-1} | x_t]
-        slope = bars[t - 1].sqrt() * (1 - alphas[t]) / (1 - bars[t])  # how the mean moves with x_0
-        model = Normal(reverse.mean, (reverse.variance + slope**2 * spread).sqrt())
-        total -= torch.distributions.kl_divergence(target, model).mean(0)
-    prior = Normal(torch.zeros((), dtype=x0.dtype), torch.ones((), dtype=x0.dtype))
-    return total - torch.distributions.kl_divergence(forward_marginal(x0, bars[-1]), prior)
+        if estimator == "steps":
+            xt = bars[t].sqrt() * x0 + (1 - bars[t]).sqrt() * noise  # x_t ~ q(x_t | x_0), [S, n]
+            model = reverse_step(mixture, xt, alphas[t], befores[t])
+            if t == 0:  # the decoder's last step, log p(x_0 | x_1)
+                total += model.log_prob(x0)
+            else:
+                target = forward_posterior(x0, xt, alphas[t], befores[t])
+                total -= torch.distributions.kl_divergence(target, model)
+        else:
+            xt = alphas[t].sqrt() * previous + (1 - alphas[t]).sqrt() * noise  # eq. (diffusion-forward)
+            total += (reverse_step(mixture, xt, alphas[t], befores[t]).log_prob(previous)  # log p(x_{t−1} | x_t)
+                      - forward_marginal(previous, alphas[t]).log_prob(xt))  # − log q(x_t | x_{t−1})
+            previous = xt
+    if estimator == "steps":
+        total -= torch.distributions.kl_divergence(forward_marginal(x0, bars[-1]), prior)
+    else:
+        total += prior.log_prob(previous)  # log p(x_T)
+    return total if per_draw else total.mean(0)
 
 
 def _check_alphas(alphas) -> torch.Tensor:

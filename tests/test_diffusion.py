@@ -99,3 +99,40 @@ def test_one_step_elbo_by_hand():
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_reverse_step_is_the_true_reverse_step_on_a_grid():
+    # q(x_{t-1} | x_t) ∝ q(x_t | x_{t-1}) q(x_{t-1}), with q(x_{t-1}) the diffused mixture (ᾱ_{t-1} = 1: the data)
+    for alpha, before, xt in ((0.7, 0.5, 0.4), (0.3, 1.0, -1.2)):
+        alpha = torch.tensor(alpha, dtype=torch.float64)
+        xt = torch.tensor([xt], dtype=torch.float64)
+        behind = MIXTURE if before == 1.0 else diffusion.diffused_mixture(MIXTURE, before)
+        joint = (behind.log_marginal(GRID) + Normal(alpha.sqrt() * GRID, (1 - alpha).sqrt()).log_prob(xt)).exp()
+        mass = torch.trapezoid(joint, GRID)
+        mean = torch.trapezoid(joint * GRID, GRID) / mass
+        variance = torch.trapezoid(joint * (GRID - mean)**2, GRID) / mass
+        step = diffusion.reverse_step(MIXTURE, xt, alpha, before)
+        torch.testing.assert_close(step.mean[0], mean, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(step.variance[0], variance, rtol=1e-6, atol=1e-8)
+
+
+def test_chain_and_per_step_estimators_agree_and_per_draw_rows_average_to_the_estimate():
+    x0 = torch.tensor([-2.4, 0.3, 2.9], dtype=torch.float64)
+    alphas = diffusion.signal_schedule(4, final=0.01)
+    draws = {}
+    for estimator in ("steps", "chain"):
+        rows = diffusion.diffusion_elbo(MIXTURE, x0, alphas, n_samples=4000, estimator=estimator, per_draw=True,
+                                        generator=torch.Generator().manual_seed(4))
+        assert rows.shape == (4000, 3)
+        mean = diffusion.diffusion_elbo(MIXTURE, x0, alphas, n_samples=4000, estimator=estimator,
+                                        generator=torch.Generator().manual_seed(4))
+        torch.testing.assert_close(rows.mean(0), mean)
+        draws[estimator] = rows
+    se = (draws["steps"].var(0) / 4000 + draws["chain"].var(0) / 4000).sqrt()
+    assert torch.all((draws["steps"].mean(0) - draws["chain"].mean(0)).abs() < 4 * se)
+    assert torch.all(draws["chain"].mean(0) < MIXTURE.log_marginal(x0) + 4 * draws["chain"].std(0) / math.sqrt(4000))
+
+
+def test_unknown_estimator_is_named():
+    with pytest.raises(ValueError, match="estimator"):
+        diffusion.diffusion_elbo(MIXTURE, torch.zeros(2), torch.tensor([0.5]), estimator="path")
