@@ -107,4 +107,4 @@ class GaussianMixture(LatentVariableModel):
 
     def extra_repr(self) -> str:
         dims = "1-D" if self.x_dim is None else f"{self.x_dim}-D"
-        return f"K={self.n_components}, {dims}"
+        return f"N={self.n_components}, {dims}"
