@@ -1,10 +1,13 @@
 """Is the latent space used, and how? Numbers for a trained VAE (chapter 8: posterior collapse, disentanglement).
 
-- :func:`kl_per_dimension` — how many nats each latent dimension carries about x, on average: a dimension
-  with KL ≈ 0 has q(z_j | x) = p(z_j) for every x, so the decoder cannot learn anything from it.
+- :func:`kl_per_dimension` — the KL term of each latent dimension, averaged over x: an upper bound on the
+  nats the dimension carries about x (the information plus the mismatch between the dimension's aggregate
+  posterior and the prior, eq. ``elbo-surgery`` for one dimension). A dimension with KL ≈ 0 has
+  q(z_j | x) = p(z_j) for every x, so it carries nothing and the decoder cannot learn anything from it.
 - :func:`active_units` — Burda et al. (2016)'s count of the dimensions whose posterior mean moves with x.
 - :func:`mutual_information_gap` — Chen et al. (2018)'s disentanglement score, for data whose factors of
-  variation are known (:func:`lvm.data.shapes`).
+  variation are known (:func:`lvm.data.shapes`), estimated from binned codes and factors (Locatello et al.
+  2019's estimator, with equally filled bins), not by Chen et al.'s Monte Carlo over q(z_j | x).
 
 The first two take x, or ``(x, y)`` for a :class:`lvm.ConditionalVAE`, and run the encoder in eval mode,
 without gradients, on the whole of x at once; the gap takes codes and factors that are already computed.
@@ -33,8 +36,11 @@ def kl_per_dimension(model, x: Batch, n_samples: int = 100) -> torch.Tensor:
 
         KL_j = (1/n) Σ_i KL(q(z_j | x_i) ‖ p(z_j))
 
-    in nats; Σ_j KL_j is the mean KL term of the ELBO. Closed form for diagonal Gaussians (eq. ``gauss-kl``,
-    per dimension), otherwise a Monte Carlo average over ``n_samples`` draws per example.
+    in nats; Σ_j KL_j is the mean KL term of the ELBO. KL_j is an upper bound on the mutual information
+    between the example's index and z_j (eq. ``elbo-surgery`` applied to one dimension adds the mismatch
+    KL(q_agg(z_j) ‖ p(z_j)) ≥ 0), equal to it only when z_j's aggregate posterior is the prior; KL_j ≈ 0
+    means the dimension carries nothing. Closed form for diagonal Gaussians (eq. ``gauss-kl``, per
+    dimension), otherwise a Monte Carlo average over ``n_samples`` draws per example.
 
     Args:
         model: a VAE (anything with ``encode(x)`` and ``prior()`` that factorise over z's dimensions).
@@ -48,12 +54,14 @@ def kl_per_dimension(model, x: Batch, n_samples: int = 100) -> torch.Tensor:
 
 @torch.no_grad()
 def active_units(model, x: Batch, threshold: float = 0.01) -> int:
-    """The number of active latent dimensions (Burda et al. 2016, eq. ``active-units``): u is active when
+    """The number of active latent dimensions (Burda et al. 2016, eq. ``active-units``): with
 
-        A_u = Cov_x(E_{q(z | x)}[z_u]) > threshold
+        A_j = Var_x(E_{q(z | x)}[z_j]),
 
-    i.e. when the variance over the data of the posterior mean of z_u exceeds ``threshold`` (Burda et al.
-    use 0.01). The variance is the data set's own (divided by n), so x needs at least two examples.
+    the variance over the data of the posterior mean of z_j, dimension j is active when A_j > ``threshold``
+    (Burda et al. use 0.01). The variance is the data set's own (divided by n), so x needs at least two
+    examples. For a diagonal Gaussian q and the standard normal prior, KL_j ≥ A_j / 2 (:func:`kl_per_dimension`),
+    so an active dimension has KL_j > threshold / 2, but one carrying a few hundredths of a nat can be active.
 
     Args:
         model: a VAE (anything whose ``encode(x)`` has a ``mean``).
@@ -78,7 +86,10 @@ def mutual_information(codes: torch.Tensor, factors: torch.Tensor, bins: int = 2
     Both are estimated from the empirical joint distribution after discretising: a code dimension into
     ``bins`` equally filled bins (by quantiles), a factor the same way unless it takes at most ``bins``
     distinct values (a category such as a shape), which are then kept as they are. scikit-learn's
-    ``mutual_info_score`` computes each entry.
+    ``mutual_info_score`` computes each entry. Two consequences: H is the entropy of the *binned* factor
+    (log ``bins`` for a continuous one, whatever its distribution), so both numbers depend on ``bins``; and
+    the plug-in I is biased upwards, by about (b_z − 1)(b_v − 1) / (2n) nats for variables of b_z and b_v
+    bins and n examples (0.09 nats for 20 bins each and n = 2000), so an independent pair does not score 0.
 
     Args:
         codes: ``[n, d_z]``, e.g. the encoder means of n examples.
@@ -113,7 +124,9 @@ def mutual_information_gap(codes: torch.Tensor, factors: torch.Tensor, bins: int
     where z_(1) and z_(2) are the code dimensions with the largest and second-largest mutual information with
     factor v_k. It is near 1 when one dimension alone describes the factor, near 0 when none does or when
     the factor is spread over several; its mean over the factors is the usual single score. Estimated as in
-    :func:`mutual_information`; needs at least two code dimensions.
+    :func:`mutual_information`, from binned codes (the estimator of Locatello et al. 2019, with equally
+    filled bins instead of their equal-width ones), not by Chen et al.'s Monte Carlo over q(z_j | x); so it
+    inherits that function's dependence on ``bins`` and its upward bias. Needs at least two code dimensions.
     """
     info, entropy = mutual_information(codes, factors, bins)
     if info.shape[0] < 2:
