@@ -38,29 +38,29 @@ def em_step(model: GaussianMixture, x: torch.Tensor, min_std: float = 1e-3) -> G
     likelihood of a mixture is unbounded.
     """
     x = model._check_x(x)
-    r = model.responsibilities(x)  # E-step: [n, K]
-    n_k = r.sum(0)  # the effective number of points each component explains
-    weights = n_k / n_k.sum()
+    q = model.responsibilities(x)  # E-step: q_in = p(z = n | x_i), [I, N]
+    i_n = q.sum(0)  # I_n = Σ_i q_in, the effective number of points each component explains
+    weights = i_n / i_n.sum()
     if model.x_dim is None:
-        means = (r * x[:, None]).sum(0) / n_k
-        var = (r * (x[:, None] - means) ** 2).sum(0) / n_k
+        means = (q * x[:, None]).sum(0) / i_n
+        var = (q * (x[:, None] - means) ** 2).sum(0) / i_n
     else:
-        means = (r.T @ x) / n_k[:, None]
-        var = (r[:, :, None] * (x[:, None, :] - means) ** 2).sum(0) / n_k[:, None]
+        means = (q.T @ x) / i_n[:, None]
+        var = (q[:, :, None] * (x[:, None, :] - means) ** 2).sum(0) / i_n[:, None]
     stds = var.clamp_min(min_std**2).sqrt()
     return GaussianMixture(weights, means, stds)
 
 
 def fit_em(x, n_components: int, n_iter: int = 50, init: GaussianMixture | None = None,
            generator: torch.Generator | None = None) -> EMResult:
-    """Fit a mixture to ``x`` (``[n]`` or ``[n, d]``) by ``n_iter`` EM steps.
+    """Fit a mixture to ``x`` (``[I]`` or ``[I, D]``) by ``n_iter`` EM steps.
 
     Without ``init``, the means start at randomly chosen data points, the weights are equal and every
     standard deviation is the data's.
 
     Args:
-        x: the data, ``[n]`` or ``[n, d]``.
-        n_components: the number of components, an integer between 1 and n.
+        x: the data, ``[I]`` or ``[I, D]``.
+        n_components: the number of components N, an integer between 1 and I.
         n_iter: the number of EM steps, a non-negative integer.
         init: the mixture to start from; ``None`` for the start described above.
         generator (~torch.Generator | None): draws the starting means when ``init`` is ``None``; ``None``

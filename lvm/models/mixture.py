@@ -1,7 +1,7 @@
 """The mixture of Gaussians: the simplest latent variable model (chapter 1).
 
-z is categorical, p(z = k) = λ_k, and p(x | z = k) = N(x | μ_k, σ_k²). Its marginal
-p(x) = Σ_k λ_k N(x | μ_k, σ_k²) (eq. ``gmm-marginal``) and its posterior (the responsibilities,
+z is categorical, p(z = n) = λ_n, and p(x | z = n) = N(x | μ_n, σ_n²). Its marginal
+p(x) = Σ_n λ_n N(x | μ_n, σ_n²) (eq. ``gmm-marginal``) and its posterior (the responsibilities,
 eq. ``responsibilities``) are both exact, which makes it the first model to check every identity on.
 """
 
@@ -18,11 +18,11 @@ __all__ = ["GaussianMixture"]
 
 
 class GaussianMixture(LatentVariableModel):
-    """A mixture of K Gaussians, on the real line or in d dimensions (diagonal covariances).
+    """A mixture of N Gaussians, on the real line or in D dimensions (diagonal covariances).
 
     Args:
-        weights: mixing proportions λ, shape ``[K]``, non-negative and summing to one.
-        means: component means μ, shape ``[K]`` (1-D data, x is ``[n]``) or ``[K, d]`` (x is ``[n, d]``).
+        weights: mixing proportions λ, shape ``[N]``, non-negative and summing to one.
+        means: component means μ, shape ``[N]`` (1-D data, x is ``[I]``) or ``[N, D]`` (x is ``[I, D]``).
         stds: component standard deviations σ > 0, the same shape as ``means``.
     """
 
@@ -49,11 +49,11 @@ class GaussianMixture(LatentVariableModel):
 
     @property
     def x_dim(self) -> int | None:
-        """d for a d-dimensional mixture, ``None`` for a mixture on the real line."""
+        """D for a D-dimensional mixture, ``None`` for a mixture on the real line."""
         return None if self.means.dim() == 1 else self.means.shape[1]
 
     def prior(self) -> Categorical:
-        """p(z = k) = λ_k."""
+        """p(z = n) = λ_n."""
         return Categorical(probs=self.weights, validate_args=validation(self.weights))
 
     def likelihood(self, z: torch.Tensor) -> Distribution:
@@ -67,29 +67,29 @@ class GaussianMixture(LatentVariableModel):
         return self._component(self.means[z], self.stds[z])
 
     def components(self) -> Distribution:
-        """All K component densities as one batched distribution (batch shape ``[K]``)."""
+        """All N component densities as one batched distribution (batch shape ``[N]``)."""
         return self._component(self.means, self.stds)
 
     def marginal(self) -> MixtureSameFamily:
-        """p(x) = Σ_k λ_k N(x | μ_k, σ_k²) as a distribution (eq. ``gmm-marginal``)."""
+        """p(x) = Σ_n λ_n N(x | μ_n, σ_n²) as a distribution (eq. ``gmm-marginal``)."""
         return MixtureSameFamily(self.prior(), self.components(), validate_args=validation(self.weights))
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x), shape ``[n]``; computed with log-sum-exp, so far-out points do not underflow."""
+        """log p(x), shape ``[I]``; computed with log-sum-exp, so far-out points do not underflow."""
         x = self._check_x(x)
         return check_overflow(self.marginal().log_prob(x), x, "log p(x)")
 
     def posterior(self, x: torch.Tensor) -> Categorical:
-        """p(z | x) by Bayes' rule: λ_k N(x | μ_k, σ_k²) / p(x) (eq. ``responsibilities``), batch ``[n]``."""
+        """p(z | x) by Bayes' rule: λ_n N(x | μ_n, σ_n²) / p(x) (eq. ``responsibilities``), batch ``[I]``."""
         x = self._check_x(x)
-        # log p(x | z=k) for every point and every component: x broadcast against the K components.
+        # log p(x | z=n) for every point and every component: x broadcast against the N components.
         x_per_component = x.unsqueeze(-1) if self.x_dim is None else x.unsqueeze(-2)
         log_joint = self.components().log_prob(x_per_component) + self.weights.log()
         check_overflow(torch.logsumexp(log_joint, dim=-1), x, "log p(x)")  # every component at -inf: no posterior
         return Categorical(logits=log_joint, validate_args=validation(log_joint))
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
-        """p(z = k | x) as a matrix of shape ``[n, K]`` whose rows sum to one."""
+        """p(z = n | x) as a matrix of shape ``[I, N]`` whose rows sum to one."""
         return self.posterior(x).probs
 
     def _component(self, means: torch.Tensor, stds: torch.Tensor) -> Distribution:
@@ -97,7 +97,7 @@ class GaussianMixture(LatentVariableModel):
         return normal if self.x_dim is None else Independent(normal, 1)
 
     def _check_x(self, x) -> torch.Tensor:
-        """x ``[n]`` or ``[n, d]`` with n >= 1, finite in the model's dtype, on its device."""
+        """x ``[I]`` or ``[I, D]`` with I >= 1, finite in the model's dtype, on its device."""
         x = check_data(x, "x", dtype=self.weights.dtype, device=self.weights.device)
         if self.x_dim is None:
             check_shape(x, "x", [None], "a 1-D mixture takes a vector of n points")
