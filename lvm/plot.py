@@ -29,9 +29,9 @@ def _grid_for(model: GaussianMixture, x_range: tuple[float, float] | None, n: in
 
 def plot_mixture(model: GaussianMixture, ax=None, x_range=None, show_components: bool = True,
                  label: str = "p(x)"):
-    """The 1-D marginal density and, dashed, each weighted component λ_k N(x | μ_k, σ_k²)."""
+    """The 1-D marginal density and, dashed, each weighted component λ_n N(x | μ_n, σ_n²)."""
     if model.x_dim is not None:
-        raise ValueError("model must be a 1-D GaussianMixture (means of shape [K]) to be drawn as a curve")
+        raise ValueError("model must be a 1-D GaussianMixture (means of shape [N]) to be drawn as a curve")
     ax = ax or plt.gca()
     grid = _grid_for(model, x_range)
     with torch.no_grad():
@@ -61,7 +61,7 @@ def plot_samples_vs_density(model: GaussianMixture, x: torch.Tensor, ax=None, bi
 def plot_responsibilities(model: GaussianMixture, ax=None, x_range=None):
     """p(z = k | x) along x as stacked areas: at every x the columns sum to one."""
     if model.x_dim is not None:
-        raise ValueError("model must be a 1-D GaussianMixture (means of shape [K])")
+        raise ValueError("model must be a 1-D GaussianMixture (means of shape [N])")
     ax = ax or plt.gca()
     grid = _grid_for(model, x_range)
     with torch.no_grad():
