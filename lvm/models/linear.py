@@ -173,8 +173,9 @@ class LinearGaussian(LatentVariableModel):
         E-step: q(z_n) = p(z_n | x_n), with E[z_n] = M⁻¹ Wᵀ (x_n − b) and E[z_n z_nᵀ] = σ² M⁻¹ + E[z_n] E[z_n]ᵀ.
         M-step: maximise E_q[Σ_n log p(x_n, z_n)] over (W, b, σ²) jointly. The best (W, b) does not depend on
         σ², so it is a least-squares regression of x on the expected [z, 1], and σ² follows from its residual.
-        Unlike Tipping & Bishop (1999), who fix b at the sample mean, this updates b with W; b reaches the
-        sample mean only at convergence. The E-step makes the ELBO tight and the M-step maximises it, so
+        Unlike Tipping & Bishop (1999), who fix b at the sample mean, this updates b with W. The two coincide
+        when b starts at the sample mean (the mean of E[z_n] is then zero at every E-step, so the new b is the
+        sample mean again); from any other start, b reaches the sample mean only at convergence. The E-step makes the ELBO tight and the M-step maximises it, so
         log p(x) never decreases (chapter 4: EM is coordinate ascent on the ELBO).
         """
         x = self._check_x(x)
