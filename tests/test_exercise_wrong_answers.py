@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -70,6 +71,23 @@ def _mixture_densities(x, weights, means, stds):
     return weights * Normal(means, stds).log_prob(x[:, None]).exp()  # [n, K], underflows far out
 
 
+def _mixture_one_shift(x, w, m, s):
+    # The max-shift by ONE number for the whole table, in the inputs' own dtype.
+    terms = w.log() + Normal(m, s).log_prob(x[:, None])
+    peak = terms.max()
+    return peak + (terms - peak).exp().sum(-1).log()
+
+
+def _mixture_one_shift_in_float64(x, w, m, s):
+    return _mixture_one_shift(x.double(), w.double(), m.double(), s.double())
+
+
+def _mixture_largest_term_where_it_underflows(x, w, m, s):
+    terms = w.log() + Normal(m, s).log_prob(x[:, None])
+    p = terms.exp().sum(-1)
+    return torch.where(p > 0, p.log(), terms.max(-1).values)  # the nearest component alone where p underflows
+
+
 mix = case("mixture_log_density", exercises.check_mixture_log_density, mixture_log_density,
            mixture_log_density_by_hand)
 mix.wrong = {
@@ -89,6 +107,14 @@ mix.wrong = {
                                                                 w[1].log() + Normal(m[1], s[1]).log_prob(x)),
                             "right for N = 2 components, but not for N = [345] components"),
     "summed over the points": (lambda x, w, m, s: mixture_log_density(x, w, m, s).sum(), "one log-density per point"),
+    "keepdim=True, shape [I, 1]": (lambda x, w, m, s: torch.logsumexp(w.log() + Normal(m, s).log_prob(x[:, None]), -1,
+                                                                      keepdim=True), "shape \\[I, 1\\].*keepdim"),
+    "one shift for every point": (_mixture_one_shift, "right at x = 40 but return -inf at x = -45.*ONE number for "
+                                                      "every point"),
+    "one shift for every point, in float64": (_mixture_one_shift_in_float64, "right at x = 0 but return -inf.*ONE "
+                                                                             "number for every point"),
+    "largest term where the sum underflows": (_mixture_largest_term_where_it_underflows,
+                                              "kept only the largest term.*comparable"),
 }
 
 
@@ -115,6 +141,19 @@ def _two_component_responsibilities(x, w, m, s):
     return torch.stack([first, 1 - first], dim=-1)
 
 
+def _responsibilities_one_shift(x, w, m, s):
+    terms = w.log() + Normal(m, s).log_prob(x[:, None])
+    p = (terms - terms.max()).exp()  # one shift for the whole table
+    return p / p.sum(-1, keepdim=True)
+
+
+def _responsibilities_one_hot_where_0_over_0(x, w, m, s):
+    terms = w.log() + Normal(m, s).log_prob(x[:, None])
+    p = terms.exp()
+    total = p.sum(-1, keepdim=True)
+    return torch.where(total > 0, p / total, F.one_hot(terms.argmax(-1), len(w)).to(p.dtype))
+
+
 resp = case("responsibilities", exercises.check_responsibilities, responsibilities, responsibilities_by_hand)
 resp.wrong = {
     "prior weight forgotten": (lambda x, w, m, s: torch.softmax(Normal(m, s).log_prob(x[:, None]), -1),
@@ -134,6 +173,12 @@ resp.wrong = {
     "rows not normalised": (_mixture_densities, "Each row must sum to one"),
     "two components only": (_two_component_responsibilities, "this mixture has N = [345] components.*right for "
                                                              "N = 2 components"),
+    "log-responsibilities": (lambda x, w, m, s: torch.log_softmax(w.log() + Normal(m, s).log_prob(x[:, None]), -1),
+                             "logs of the responsibilities"),
+    "one shift for every point": (_responsibilities_one_shift, "right at x = 0 but return NaN.*ONE number for every "
+                                                               "point"),
+    "nearest component where 0/0": (_responsibilities_one_hot_where_0_over_0, "wholly to its nearest component.*"
+                                                                              "splits the point"),
 }
 
 
@@ -212,6 +257,25 @@ def _log_w(model, x, proposal, n_samples):
     return model.joint_log_prob(x, z) - proposal.log_prob(z)
 
 
+def _importance_fixed_draws(n_fixed):
+    def estimate(model, x, proposal, n_samples):  # n_samples ignored
+        return torch.logsumexp(_log_w(model, x, proposal, n_fixed), 0) - math.log(n_fixed)
+
+    return estimate
+
+
+def _importance_one_shift(model, x, proposal, n_samples):
+    log_w = _log_w(model, x, proposal, n_samples)
+    peak = log_w.max()  # one shift for every point
+    return peak + (log_w - peak).exp().mean(0).log()
+
+
+def _importance_largest_where_it_underflows(model, x, proposal, n_samples):
+    log_w = _log_w(model, x, proposal, n_samples)
+    mean = log_w.exp().mean(0)
+    return torch.where(mean > 0, mean.log(), log_w.max(0).values)
+
+
 imp = case("importance_estimate", exercises.check_importance_estimate, importance_estimate,
            importance_estimate_shifted)
 imp.wrong = {
@@ -229,6 +293,18 @@ imp.wrong = {
                                "finite, but wrong.*clamp"),
     "one draw": (lambda m, x, r, s: importance_estimate(m, x, r, 1), "six standard errors"),
     "one estimate per draw": (_log_w, "Average over the samples"),
+    "n_samples ignored, 1000 draws": (_importance_fixed_draws(1000), "more draws than n_samples"),
+    "n_samples ignored, 500 draws": (_importance_fixed_draws(500), "more draws than n_samples"),
+    "log-sum-exp divided by S": (lambda m, x, r, s: torch.logsumexp(_log_w(m, x, r, s), 0) / s,
+                                 "divided the log-sum-exp by S"),
+    "divided by S − 1": (lambda m, x, r, s: torch.logsumexp(_log_w(m, x, r, s), 0) - math.log(s - 1), "by S − 1"),
+    "one shift for every point": (_importance_one_shift, "one shift for all the points"),
+    "sample(n_samples) without a shape": (lambda m, x, r, s: (lambda z: torch.logsumexp(m.joint_log_prob(x, z)
+                                                                                         - r.log_prob(z), 0)
+                                                             - math.log(s))(r.sample(s)),
+                                          "sample takes a shape.*proposal.sample\\(\\(n_samples,\\)\\)"),
+    "largest log-weight where the mean underflows": (_importance_largest_where_it_underflows,
+                                                     "D = 784 with a proposal twice as wide.*the largest log-weight"),
 }
 
 
@@ -314,6 +390,8 @@ sf.wrong = {
         f, z, m, s, f(z)[:, None] * ((z - m) ** 2 / s**4 - 1 / s**2) / 2), "with respect to the variance σ²"),
     "z shifted in place before f(z)": (_sf_shifted_in_place, "in-place z -= mu"),
     "pathwise gradient": (lambda f, z, m, s: _sf_mu(f, z, m, s, 2 * z), "pathwise"),
+    "f(z) without a column": (lambda f, z, m, s: (f(z) * (z - m) / s**2, f(z) * ((z - m) ** 2 / s**3 - 1 / s)),
+                              "give f\\(z\\) a column first"),
 }
 
 
@@ -346,12 +424,15 @@ rep.wrong = {
     "Lᵀ for L (transposed)": (lambda m, L, e: m + e @ L, "applied Lᵀ"),
     "covariance for its factor": (lambda m, L, e: m + e @ (L @ L.T).T, "covariance L Lᵀ"),
     ".sample() for .rsample()": (_sample_without_noise, "\\.sample\\(\\)"),
-    "rsample's own noise": (_rsample_without_noise, "do not draw new noise \\(rsample"),
+    "rsample's own noise": (_rsample_without_noise, "two different z: it draws its own noise \\(rsample"),
     "stray detach": (lambda m, L, e: (m + e @ L.T).detach(), "no gradient.*\\.detach\\(\\)"),
     "mu detached": (lambda m, L, e: m.detach() + e @ L.T, "no gradient flows back to mu.*stray \\.detach\\(\\)"),
     "scale_tril detached": (lambda m, L, e: m + e @ L.T.detach(), "no gradient flows back to scale_tril"),
     "under no_grad": (_under_no_grad, "no gradient.*torch.no_grad\\(\\)"),
     "diagonal only": (lambda m, L, e: m + e * L.diagonal(), "only the diagonal"),
+    "L⁻¹ for L": (lambda m, L, e: m + e @ torch.linalg.inv(L).T, "L⁻¹, a factor of the precision"),
+    "elementwise square root of the covariance": (lambda m, L, e: m + e @ (L @ L.T).sqrt().T, "element by element"),
+    "Cholesky factor of L": (lambda m, L, e: m + e @ torch.linalg.cholesky(L).T, "already the Cholesky factor"),
 }
 
 
@@ -381,6 +462,16 @@ def _vae_sigma_twice(x, logits, mu, sigma):
     return -(_recon(x, logits) - kl).mean()
 
 
+def _vae_naive_softplus(x, logits, mu, sigma):
+    recon = (x * logits - torch.log(1 + torch.exp(logits))).sum(-1)  # exp(100) is inf in float32
+    return -(recon - _kl_term(mu, sigma)).mean()
+
+
+def _vae_log_sigmoid_both_ways(x, logits, mu, sigma):
+    recon = (x * torch.sigmoid(logits).log() + (1 - x) * torch.sigmoid(-logits).log()).sum(-1)  # 0 × −inf in float32
+    return -(recon - _kl_term(mu, sigma)).mean()
+
+
 vae = case("vae_loss", exercises.check_vae_loss, vae_loss, vae_loss_with_bce)
 vae.wrong = {
     "summed over the batch": (lambda x, l, m, s: -(_recon(x, l) - _kl_term(m, s)).sum(), "summed over the batch"),
@@ -401,6 +492,17 @@ vae.wrong = {
     "σ squared in place, then again": (_vae_sigma_twice, "σ⁴.*in place"),
     "mean over the pixels": (lambda x, l, m, s: F.binary_cross_entropy_with_logits(l, x) + _kl_term(m, s).mean(),
                              "averaged over the pixels"),
+    "naive softplus log(1 + exp(l))": (_vae_naive_softplus, "float32.*exp\\(100\\) overflows"),
+    "log sigmoid of ±logits": (_vae_log_sigmoid_both_ways, "float32.*sigmoid\\(-120\\) rounds to 0"),
+    "KL summed over the batch, reconstruction averaged": (lambda x, l, m, s: -(_recon(x, l).mean() - _kl_term(m, s).sum()),
+                                                          "KL term is summed over the batch but the reconstruction "
+                                                          "term is averaged"),
+    "Normal(mu, sigma**2) in the KL": (lambda x, l, m, s: -(_recon(x, l) - torch.distributions.kl_divergence(
+        Normal(m, s**2), Normal(0.0, 1.0)).sum(-1)).mean(), "squared twice.*Normal\\(mu, sigma\\*\\*2\\)"),
+    "logits as probabilities": (lambda x, l, m, s: -(Bernoulli(probs=l).log_prob(x).sum(-1) - _kl_term(m, s)).mean(),
+                                "treat the logits as probabilities"),
+    "binary_cross_entropy on the logits": (lambda x, l, m, s: F.binary_cross_entropy(l, x, reduction="sum") / len(x)
+                                           + _kl_term(m, s).mean(), "treat the logits as probabilities"),
 }
 
 
@@ -463,12 +565,70 @@ def _stream_mean_of_chunk_estimates(chunks):
     return torch.stack([torch.logsumexp(c, 0) - math.log(c.shape[0]) for c in chunks]).mean(0)
 
 
+def _stream_numpy_concatenated(chunks):
+    log_w = np.concatenate([c.numpy() for c in chunks])
+    return torch.logsumexp(torch.from_numpy(log_w), 0) - math.log(len(log_w))
+
+
+def _stream_rows_as_python_floats(chunks):
+    rows = []
+    for c in chunks:
+        rows += c.tolist()
+    log_w = torch.tensor(rows, dtype=torch.float64)
+    return torch.logsumexp(log_w, 0) - math.log(len(log_w))
+
+
+def _stream_kept_as(copy):
+    def answer(chunks):
+        kept = [copy(c) for c in chunks]  # every chunk held, as a copy, then a correct loop
+        return log_mean_exp_stream(iter(kept))
+
+    return answer
+
+
+def _stream_one_shift_per_chunk(chunks):
+    total, count = None, 0
+    for log_w in chunks:
+        peak = log_w.max()  # one number for the whole chunk
+        chunk = peak + (log_w - peak).exp().sum(0).log()
+        total = chunk if total is None else torch.logaddexp(total, chunk)
+        count += log_w.shape[0]
+    return total - math.log(count)
+
+
+def _stream_shift_of_the_first_chunk(chunks):
+    peak, total, count = None, 0, 0
+    for log_w in chunks:
+        if peak is None:
+            peak = log_w.max(0).values  # fixed by the first chunk
+        total = total + (log_w - peak).exp().sum(0)
+        count += log_w.shape[0]
+    return peak + total.log() - math.log(count)
+
+
+def _stream_len(chunks):
+    total = None
+    for log_w in chunks:
+        chunk = torch.logsumexp(log_w, 0)
+        total = chunk if total is None else torch.logaddexp(total, chunk)
+    return total - math.log(len(chunks))
+
+
+def _stream_two_passes(chunks):
+    count = sum(c.shape[0] for c in chunks)  # the first pass reads the whole stream ...
+    total = None
+    for log_w in chunks:  # ... so this one finds nothing
+        chunk = torch.logsumexp(log_w, 0)
+        total = chunk if total is None else torch.logaddexp(total, chunk)
+    return total - math.log(count)
+
+
 stream = case("log_mean_exp_stream", exercises.check_log_mean_exp_stream, log_mean_exp_stream,
               log_mean_exp_stream_of_chunk_totals)
 stream.wrong = {
     "every chunk concatenated": (_stream_concatenated, "built one tensor of the draws of several chunks"),
     "concatenated chunk by chunk": (_stream_concatenated_step_by_step, "built one tensor of the draws"),
-    "every chunk kept in a list": (_stream_listed, "kept [3-6] of the 6 chunks in memory at once"),
+    "every chunk kept in a list": (_stream_listed, "kept 48 of the 48 chunks in memory at once"),
     "sum of the weights, not the mean": (lambda chunks: torch.logsumexp(torch.cat(list(chunks)), 0),
                                          "too large by log K"),
     "mean of the chunks' estimates": (_stream_mean_of_chunk_estimates, "averaged the chunks' estimates"),
@@ -476,6 +636,18 @@ stream.wrong = {
     "naive exp then log": (_stream_of_exps, "underflows to 0 and its log is −inf"),
     "epsilon inside the log": (lambda chunks: _stream_of_exps(chunks, eps=1e-300), "finite, but wrong.*small constant"),
     "equal chunk sizes assumed": (_stream_equal_sizes, "assumes that every chunk has 2 draws"),
+    "np.concatenate of the chunks": (_stream_numpy_concatenated, "held copies of about \\d+ of the 48 chunks"),
+    "rows collected with .tolist()": (_stream_rows_as_python_floats, "held copies of about \\d+ of the 48 chunks"),
+    "every chunk kept as .float()": (_stream_kept_as(lambda c: c.float()), "held copies of about \\d+ of the 48"),
+    "every chunk kept as .clone()": (_stream_kept_as(lambda c: c.clone()), "held copies of about \\d+ of the 48"),
+    "every chunk kept as a NumPy view": (_stream_kept_as(lambda c: torch.from_numpy(c.numpy())), "kept 48 of the 48"),
+    "one shift per chunk": (_stream_one_shift_per_chunk, "shift each chunk by ONE number"),
+    "shift fixed by the first chunk": (_stream_shift_of_the_first_chunk, "stays the first chunk's maximum"),
+    "len(chunks)": (_stream_len, "can be read only once"),
+    "log_w.numel() counted": (lambda chunks: (lambda parts: torch.logsumexp(torch.stack([p[0] for p in parts]), 0)
+                                              - math.log(sum(p[1] for p in parts)))(
+        [(torch.logsumexp(c, 0), c.numel()) for c in chunks]), "counted the log-weights of all points"),
+    "two passes over the stream": (_stream_two_passes, "read the stream a second time"),
 }
 
 
@@ -547,6 +719,11 @@ fwd.wrong = {
                                  "do not simply add up"),
     "sqrt_ in place, then 1 − ᾱ": (_sqrt_in_place, "in-place sqrt_\\(\\)"),
     "stacked into one tensor": (lambda a: torch.stack(forward_marginal(a)), "must return a pair \\(scale, variance\\)"),
+    "variance 1 − scale": (lambda a: (lambda s: (s, 1 - s))(torch.cumprod(a.sqrt(), 0)),
+                           "subtracted the scale √ᾱ_t from 1"),
+    "noise scale for the signal scale": (lambda a: (lambda b: ((1 - b).sqrt(), 1 - b))(torch.cumprod(a, 0)),
+                                         "standard deviation of the noise"),
+    "(variance, scale) swapped": (lambda a: (lambda b: (1 - b, b.sqrt()))(torch.cumprod(a, 0)), "swapped"),
 }
 
 
@@ -689,10 +866,63 @@ def _vae_loss_with_torch_kl(x, logits, mu, sigma):
     return (F.binary_cross_entropy_with_logits(logits, x, reduction="sum") + kl_div.sum()) / len(x)
 
 
+def _stream_in_numpy(chunks):
+    # One chunk at a time in NumPy: a stream too.
+    total, count = None, 0
+    for log_w in chunks:
+        a = log_w.numpy()
+        peak = a.max(0)
+        chunk = peak + np.log(np.exp(a - peak).sum(0))
+        total = chunk if total is None else np.logaddexp(total, chunk)
+        count += len(a)
+    return torch.from_numpy(total - math.log(count))
+
+
+def _stream_online_max_shift(chunks):
+    # A running maximum, the running sum rescaled whenever it grows.
+    peak, total, count = None, None, 0
+    for log_w in chunks:
+        chunk_peak = log_w.max(0).values
+        if peak is None:
+            peak, total = chunk_peak, (log_w - chunk_peak).exp().sum(0)
+        else:
+            new_peak = torch.maximum(peak, chunk_peak)
+            total = total * (peak - new_peak).exp() + (log_w - new_peak).exp().sum(0)
+            peak = new_peak
+        count += len(log_w)
+    return peak + total.log() - math.log(count)
+
+
+def _stream_each_chunk_as_python_floats(chunks):
+    # Odd, but a stream: one chunk at a time as Python floats.
+    total, count = None, 0
+    for log_w in chunks:
+        rows = log_w.tolist()
+        chunk = torch.logsumexp(torch.tensor(rows, dtype=torch.float64), 0)
+        total = chunk if total is None else torch.logaddexp(total, chunk)
+        count += len(rows)
+    return total - math.log(count)
+
+
+def _gaussian_kl_times_the_precision_in_float32(mu_q, std_q, mu_p, std_p):
+    a, b, c, d = mu_q.float(), std_q.float(), mu_p.float(), std_p.float()
+    return (torch.log(d / b) + 0.5 * (b**2 + (a - c) ** 2) * d.pow(-2) - 0.5).sum(-1)  # KL(q ‖ q) = -6e-8
+
+
 MORE_RIGHT = {
     "log_mean_exp_stream": [_stream_total_stacked_on_each_chunk, _stream_first_chunk_apart,
-                            _stream_from_minus_infinity],
-    "vae_loss": [_vae_loss_with_torch_kl],
+                            _stream_from_minus_infinity, _stream_in_numpy, _stream_online_max_shift,
+                            _stream_each_chunk_as_python_floats],
+    "vae_loss": [_vae_loss_with_torch_kl,
+                 lambda x, l, m, s: -((x * F.logsigmoid(l) + (1 - x) * F.logsigmoid(-l)).sum(-1) - _kl_term(m, s)).mean(),
+                 lambda x, l, m, s: ((F.softplus(l) - x * l).sum(-1) + _kl_term(m, s)).mean()],
+    "gaussian_kl": [_gaussian_kl_times_the_precision_in_float32,
+                    lambda a, b, c, d: _gaussian_kl_times_the_precision_in_float32(a, b, c, d).double(),
+                    lambda a, b, c, d: (lambda a, b, c, d: (d.log() - b.log()).sum(-1) + ((b**2 + (a - c) ** 2)
+                                        / (2 * d**2)).sum(-1) - 0.5 * a.shape[-1])(a.float(), b.float(), c.float(),
+                                                                                   d.float())],
+    "mixture_log_density": [lambda x, w, m, s: torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(probs=w), Normal(m, s)).log_prob(x)],
     "reparameterised_sample": [lambda m, L, e: m + torch.einsum("ij,sj->si", L, e)],
     "responsibilities": [lambda x, w, m, s: torch.distributions.Categorical(
         logits=w.log() + Normal(m, s).log_prob(x[:, None])).probs],

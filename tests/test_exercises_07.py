@@ -1,6 +1,9 @@
 """The chapter-7 exercise check: ``lvm.exercises.check_log_mean_exp_stream`` (the IWAE estimate over chunks)."""
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,3 +89,79 @@ def test_typical_mistakes_get_specific_feedback(name):
     fn, message = WRONG[name]
     with pytest.raises(ExerciseFeedback, match=message):
         check_log_mean_exp_stream(fn)
+
+
+# --- the memory test: what an answer holds, in chunks' worth, against the thresholds ---------------------------
+
+def kept_as(copy):
+    def answer(chunks):
+        kept = [copy(c) for c in chunks]
+        return right(iter(kept))
+
+    return answer
+
+
+def as_python_floats_each(chunks):
+    total, count = None, 0
+    for log_w in chunks:
+        rows = log_w.tolist()  # one chunk at a time, as Python floats: odd, but a stream
+        chunk_lse = torch.logsumexp(torch.tensor(rows, dtype=torch.float64), 0)
+        total = chunk_lse if total is None else torch.logaddexp(total, chunk_lse)
+        count += len(rows)
+    return total - math.log(count)
+
+
+def measured(fn):
+    from lvm.exercises.evaluation import _check_streaming
+
+    _check_streaming.measured = {}
+    try:
+        check_log_mean_exp_stream(fn)
+    except ExerciseFeedback:
+        pass
+    return _check_streaming.measured
+
+
+@pytest.mark.parametrize("fn", [right, right_with_a_shift, as_python_floats_each],
+                         ids=["right", "right, shifted in place", "one chunk as Python floats at a time"])
+def test_streaming_answers_hold_well_under_the_thresholds(fn):
+    m = measured(fn)
+    # 48 chunks: the thresholds are 3 chunks alive, one tensor of 2 chunks, 16 chunks' worth of copies
+    assert m["alive"] <= 2 and m["largest"] < 1.1
+    assert m["held"] < 8 and m["peak"] < 12  # measured 0.3-6.4 and 0.3-10.5
+
+
+@pytest.mark.parametrize("copy, at_least", [(lambda c: c.clone(), 40), (lambda c: c.float(), 40),
+                                            (lambda c: torch.tensor(c.tolist()), 40)],
+                         ids=["clone", "float", "torch.tensor(tolist)"])
+def test_answers_that_keep_copies_hold_far_over_the_threshold(copy, at_least):
+    assert measured(kept_as(copy))["held"] >= at_least  # 48 chunks' worth; the threshold is 16
+
+
+def test_a_right_answer_passes_in_a_fresh_interpreter():
+    # What torch or Python does once (an import, a cache) in the first call of a session must not count as memory
+    # the answer holds: a torch dispatch mode, for one, imports torch._dynamo (66 MB, seconds) the first time.
+    code = ("import math, torch\n"
+            "from lvm.exercises import check_log_mean_exp_stream\n"
+            "def right(chunks):\n"
+            "    total, count = None, 0\n"
+            "    for log_w in chunks:\n"
+            "        lse = torch.logsumexp(log_w, 0)\n"
+            "        total = lse if total is None else torch.logaddexp(total, lse)\n"
+            "        count += log_w.shape[0]\n"
+            "    return total - math.log(count)\n"
+            "check_log_mean_exp_stream(right)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and "✓ log_mean_exp_stream" in done.stdout, done.stderr[-2000:]
+
+
+def test_the_stream_can_be_read_once_and_says_so():
+    def two_passes(chunks):
+        count = sum(len(c) for c in chunks)
+        return right(chunks) - math.log(count)
+
+    with pytest.raises(ExerciseFeedback, match="read the stream a second time"):
+        check_log_mean_exp_stream(two_passes)
+    with pytest.raises(ExerciseFeedback, match="no len\\(\\), no indexing"):
+        check_log_mean_exp_stream(lambda chunks: right(iter([chunks[0]])))

@@ -90,12 +90,14 @@ def _describe(fn: Callable, args: tuple[Any, ...]) -> str:
     return "; ".join(parts)
 
 
-def _invoke(fn: Callable, name: str, *args: Any, copies: bool = True) -> Any:
+def _invoke(fn: Callable, name: str, *args: Any, copies: bool = True,
+            explain: Callable[[Exception], str | None] | None = None) -> Any:
     """``fn(*args)`` (on copies of the tensors, unless ``copies`` is false); its answer as it is.
 
     A stub (``NotImplementedError``) is told so; any other error the student's function raises becomes a
-    sentence that says what it was called with: the usual cause is code that only works for the sizes of the
-    student's own example (a hard-coded number of components, ``torch.eye(2)``).
+    sentence. ``explain``, if given, may name the mistake behind an error it recognises (a sentence, or None);
+    otherwise the sentence says what the function was called with: the usual cause is code that only works for
+    the sizes of the student's own example (a hard-coded number of components, ``torch.eye(2)``).
     """
     try:
         return fn(*(_copies(*args) if copies else args))
@@ -104,10 +106,19 @@ def _invoke(fn: Callable, name: str, *args: Any, copies: bool = True) -> Any:
     except ExerciseFeedback:
         raise
     except Exception as err:  # the student's own error: say what it was called with, keep it as the cause
+        reason = explain(err) if explain is not None else None
+        if reason:
+            raise ExerciseFeedback(f"{name} raised {type(err).__name__} ({_first_line(err)}). {reason}") from err
         raise ExerciseFeedback(
             f"{name} raised {type(err).__name__} ({err}) when called with {_describe(fn, args)}. If it "
             "runs on your own example, check that it does not assume particular sizes (a fixed number of "
             "components, points or dimensions).") from err
+
+
+def _first_line(err: Exception, limit: int = 90) -> str:
+    """The start of an error's message, short enough for a sentence."""
+    text = str(err).strip().split("\n")[0]
+    return (text[:limit] + "…") if len(text) > limit else text
 
 
 def _tensor(out: Any, name: str) -> torch.Tensor:

@@ -38,13 +38,18 @@ def check_forward_marginal(fn: Callable, n_trials: int = 10, seed: int = 10) -> 
                                    "needs ᾱ_t = α_1 ⋯ α_t, which includes α_t itself. torch.cumprod(alphas, 0) "
                                    "gives ᾱ_1, …, ᾱ_T in order.")
         if _close(scale, want_scale) and _close(variance, 1 - want_scale):
-            raise ExerciseFeedback("The scale is right, but the variance is 1 − √ᾱ_t: an in-place sqrt_() turned ᾱ "
-                                   "into √ᾱ before you computed 1 − ᾱ. Compute the square root into a new tensor, "
-                                   "bars.sqrt().")
+            raise ExerciseFeedback("The scale is right, but the variance is 1 − √ᾱ_t: you subtracted the scale √ᾱ_t "
+                                   "from 1, where the variance is 1 − ᾱ_t = 1 − scale². (An in-place sqrt_() that "
+                                   "turns ᾱ into √ᾱ before 1 − ᾱ is computed does the same: compute the square root "
+                                   "into a new tensor, bars.sqrt().)")
         if _close(variance, want_variance) and _close(scale, want_variance.sqrt()):
-            raise ExerciseFeedback("The variance is right, but the scale is √(1 − ᾱ_t): an in-place operation "
-                                   "(neg_(), add_(), 1 - ... into the same tensor) overwrote ᾱ before you took its "
-                                   "square root. Keep ᾱ in its own tensor.")
+            raise ExerciseFeedback("The variance is right, but the scale is √(1 − ᾱ_t), the standard deviation of the "
+                                   "noise: the mean of x_t is the signal x_0 scaled by √ᾱ_t. (An in-place operation "
+                                   "that overwrites ᾱ with 1 − ᾱ before the square root, such as neg_().add_(1), does "
+                                   "the same: keep ᾱ in its own tensor.)")
+        if _close(scale, want_variance) and _close(variance, want_scale):
+            raise ExerciseFeedback("Your two tensors are swapped: the answer is the pair (scale, variance), "
+                                   "(√ᾱ_t, 1 − ᾱ_t), in that order.")
         if _close(scale, alphas.sqrt()) or _close(variance, 1 - alphas):
             raise ExerciseFeedback("You used each step's own α_t. The marginal after t steps keeps the product "
                                    "ᾱ_t = α_1 ⋯ α_t of the signal (torch.cumprod).")

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch.distributions import kl_divergence
 
-from ._feedback import ExerciseFeedback, _call, _close, _start
+from ._feedback import ExerciseFeedback, _call, _close, _invoke, _start, _tensor
 
 __all__ = ["check_gaussian_kl"]
 
@@ -78,8 +78,16 @@ def check_gaussian_kl(fn: Callable, n_trials: int = 20, seed: int = 4) -> None:
         raise ExerciseFeedback(f"Wrong values. For the first row expected KL = {want[0].item():.6f}, you "
                                f"returned {got[0].item():.6f}. The formula per coordinate: "
                                "log(σ_p / σ_q) + (σ_q² + (μ_q − μ_p)²) / (2 σ_p²) − ½.")
-    same = _call(fn, "gaussian_kl", mu_q, std_q, mu_q, std_q)
-    if not torch.allclose(same, torch.zeros_like(same), atol=1e-9):
+    out = _invoke(fn, "gaussian_kl", mu_q, std_q, mu_q, std_q)
+    same = _tensor(out, "gaussian_kl")
+    # Rounding: each of the d coordinates adds a few units of the precision the answer computed in (float32: 1.2e-7
+    # each, e.g. -5.96e-08 from a formula that multiplies by the precision 1/σ_p²), and a float32 computation may be
+    # returned as float64: allow 16 d units of float32, or of the answer's dtype if coarser (1.5e-5 for d = 8).
+    # A wrong formula is off by 0.1 or more.
+    unit = torch.finfo(torch.float32).eps
+    if out.is_floating_point():
+        unit = max(unit, torch.finfo(out.dtype).eps)
+    if not torch.allclose(same, torch.zeros_like(same), atol=16 * mu_q.shape[-1] * unit):
         raise ExerciseFeedback(f"KL(q ‖ q) must be 0, you returned {same.tolist()}.")
     print(f"✓ gaussian_kl agrees with torch on {n_trials} random pairs of diagonal Gaussians.")
 

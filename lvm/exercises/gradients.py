@@ -34,7 +34,7 @@ def check_score_function_estimator(fn: Callable, n_trials: int = 12, seed: int =
         std = 0.3 + torch.rand(d, generator=gen, dtype=torch.float64)
         eps = torch.randn(s, d, generator=gen, dtype=torch.float64)
         z = mu + std * eps
-        out = _invoke(fn, "score_function_estimates", f, z, mu, std)
+        out = _invoke(fn, "score_function_estimates", f, z, mu, std, explain=_explain_broadcast)
         got_mu, got_std = (o.detach().to(torch.float64)
                            for o in _pair(out, "score_function_estimates", ("grad_mu", "grad_std")))
         values = f(z)[:, None]
@@ -84,6 +84,13 @@ def check_score_function_estimator(fn: Callable, n_trials: int = 12, seed: int =
     print(f"✓ score_function_estimates = f(z) ∇ log q(z) on {n_trials} random Gaussians.")
 
 
+def _explain_broadcast(err: Exception) -> str | None:
+    if isinstance(err, RuntimeError) and "must match the size" in str(err):
+        return ("If you multiplied f(z), shape [S], by a tensor of shape [S, D_z]: broadcasting lines up the LAST "
+                "dimensions, so give f(z) a column first, f(z)[:, None] (or .unsqueeze(-1)).")
+    return None
+
+
 def check_reparameterised_sample(fn: Callable, n_trials: int = 12, seed: int = 6) -> None:
     """Check ``fn(mu, scale_tril, eps) -> z = mu + L eps``, differentiable in mu and L (eq. ``reparam``).
 
@@ -103,7 +110,8 @@ def check_reparameterised_sample(fn: Callable, n_trials: int = 12, seed: int = 6
         # Leaves for the gradients; the function gets non-leaf copies of them, as an encoder's outputs are, so a
         # right answer that works in place on its arguments still runs.
         mu_leaf, l_leaf = mu.clone().requires_grad_(True), scale_tril.clone().requires_grad_(True)
-        out = _invoke(fn, "reparameterised_sample", mu_leaf.clone(), l_leaf.clone(), eps.clone(), copies=False)
+        out = _invoke(fn, "reparameterised_sample", mu_leaf.clone(), l_leaf.clone(), eps.clone(), copies=False,
+                      explain=_explain_cholesky)
         got = _tensor(out, "reparameterised_sample")
         want = mu + eps @ scale_tril.T
         if got.shape != want.shape:
@@ -119,13 +127,19 @@ def check_reparameterised_sample(fn: Callable, n_trials: int = 12, seed: int = 6
             if _close(got, mu + eps * diag):
                 raise ExerciseFeedback("You used only the diagonal of L: with a full covariance the noise of "
                                        "one coordinate also moves the others (eps @ L.T).")
+            _diagnose_factor(got, mu, scale_tril, eps)
             if not out.requires_grad:
                 raise ExerciseFeedback("Your z is not μ + L ε for the eps you were given, and it carries no gradient: "
                                        "that is what .sample() returns (fresh noise, cut off from mu and "
                                        "scale_tril). Build z from eps yourself: mu + eps @ scale_tril.T.")
+            again = _tensor(_invoke(fn, "reparameterised_sample", mu, scale_tril, eps), "reparameterised_sample")
+            if not torch.equal(again, got):
+                raise ExerciseFeedback("Called twice with the same mu, scale_tril and eps, your function returned "
+                                       "two different z: it draws its own noise (rsample(), torch.randn). Use the eps "
+                                       "you are given: z = mu + eps @ scale_tril.T.")
             raise ExerciseFeedback(f"Wrong values: expected z = μ + L ε, e.g. {want[0].tolist()} for the first "
-                                   f"row of eps, got {got[0].tolist()}. Use the eps you are given; do not draw "
-                                   "new noise (rsample(), torch.randn).")
+                                   f"row of eps, got {got[0].tolist()}. With the samples ε as the rows of eps, "
+                                   "z = mu + eps @ scale_tril.T: L itself, no other factor of the covariance.")
         if not out.requires_grad:
             raise ExerciseFeedback("z has the right values but no gradient: it is cut off from mu and "
                                    "scale_tril. Build it with torch operations on them (no .sample(), .detach(), "
@@ -142,6 +156,29 @@ def check_reparameterised_sample(fn: Callable, n_trials: int = 12, seed: int = 6
             raise ExerciseFeedback("z has the right values, but its gradients with respect to mu and "
                                    "scale_tril are wrong: compute it directly as mu + eps @ scale_tril.T.")
     print(f"✓ reparameterised_sample gives μ + L ε, with gradients, on {n_trials} Gaussians.")
+
+
+def _explain_cholesky(err: Exception) -> str | None:
+    """torch.linalg.cholesky(scale_tril) fails where L, read as a symmetric matrix, is not positive definite."""
+    if isinstance(err, torch.linalg.LinAlgError) or "cholesky" in str(err):
+        return ("scale_tril is already the Cholesky factor L of the covariance (Σ = L Lᵀ): use it as it is, "
+                "z = mu + eps @ scale_tril.T. torch.linalg.cholesky expects a covariance matrix, and L is not one.")
+    return None
+
+
+def _diagnose_factor(got, mu, scale_tril, eps) -> None:
+    """Some other matrix used in place of L: its inverse, the Cholesky factor of L, an elementwise square root."""
+    if not torch.isfinite(got).all():
+        raise ExerciseFeedback("Your z contains NaN or inf. If you took a square root of the covariance L Lᵀ "
+                               "element by element (.sqrt()), that is not a matrix square root, and negative entries "
+                               "give NaN. L is already the factor you need: z = mu + eps @ scale_tril.T.")
+    if _close(got, mu + eps @ torch.linalg.inv(scale_tril).T) or _close(got, mu + eps @ torch.linalg.inv(scale_tril)):
+        raise ExerciseFeedback("You used L⁻¹, a factor of the precision Σ⁻¹ = L⁻ᵀ L⁻¹, not of the covariance: "
+                               "z = μ + L ε, with L itself (eps @ scale_tril.T).")
+    factor, info = torch.linalg.cholesky_ex(scale_tril)
+    if int(info) == 0 and _close(got, mu + eps @ factor.T):
+        raise ExerciseFeedback("You took the Cholesky factor of scale_tril, but it is already the Cholesky factor L "
+                               "of the covariance (Σ = L Lᵀ): use it as it is, z = mu + eps @ scale_tril.T.")
 
 
 # --- chapter 6: the VAE loss ---------------------------------------------------------------------------------

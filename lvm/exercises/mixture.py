@@ -34,8 +34,10 @@ def _components(k: int) -> str:
 def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -> None:
     """Check ``fn(x, weights, means, stds) -> log p(x)`` of a 1-D mixture (eq. ``gmm-marginal``).
 
-    ``x`` is ``[I]``; ``weights``, ``means``, ``stds`` are ``[N]``; the answer must be ``[I]``. A last test puts
-    points 40 standard deviations from every component, where the densities underflow to zero.
+    ``x`` is ``[I]``; ``weights``, ``means``, ``stds`` are ``[N]``; the answer must be ``[I]``. The last tests put
+    points 40 to 60 standard deviations from every component, where the densities underflow to zero: on their
+    own, then beside a point near the data (one shift for all points fails there) and with two components that
+    stay comparable far out (keeping only the nearest one fails there).
     """
     n_trials, gen = _start(fn, seed, n_trials)
     right_for = set()
@@ -46,15 +48,34 @@ def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -
         got = _call(fn, "mixture_log_density", *args)
         want = model.log_marginal(x)
         if got.shape != want.shape:
-            raise ExerciseFeedback(f"Expected one log-density per point, shape {list(want.shape)}; "
-                                   f"got shape {list(got.shape)}. Did you sum over points, or forget to sum "
-                                   "over components?")
+            raise ExerciseFeedback(_log_density_shape(got, want, model.n_components))
         if _close(got, want):
             right_for.add(_components(model.n_components))
             continue
         _diagnose_log_density(got, want, model, x, right_for)
     _check_far_tail(fn)
+    _check_far_beside_near(fn)
     print(f"✓ mixture_log_density: right on {n_trials} random mixtures and far out in the tails.")
+
+
+def _log_density_shape(got: torch.Tensor, want: torch.Tensor, k: int) -> str:
+    i = want.shape[0]
+    if got.shape == (i, 1):
+        return (f"Your answer has shape [I, 1] = {list(got.shape)}; expected [I] = {list(want.shape)}, one number per "
+                "point without the extra dimension (keepdim=True?): drop keepdim, or .squeeze(-1).")
+    if got.shape == (i, k):
+        return (f"Your answer has shape [I, N] = {list(got.shape)}, one value per point and component; expected "
+                f"[I] = {list(want.shape)}: combine the components, torch.logsumexp(..., dim=-1).")
+    return (f"Expected one log-density per point, shape {list(want.shape)}; got shape {list(got.shape)}. Did you "
+            "sum over points, or forget to sum over components?")
+
+
+def _shared_shift(where_right: str, where_wrong: str, bad: str, fix: str) -> str:
+    """The feedback for a max-shift by one number for every point: right where a point's terms are near the
+    largest of all, −inf or NaN where they lie hundreds below it."""
+    return (f"You are right at {where_right} but return {bad} at {where_wrong}. That is the pattern of a shift by ONE "
+            "number for every point (a.max() without dim): the terms of a point far below the largest of the whole "
+            f"table still underflow after the shift. Shift each point by its own maximum, {fix}.")
 
 
 def _diagnose_log_density(got, want, model, x, right_for) -> None:
@@ -91,7 +112,16 @@ def _check_far_tail(fn: Callable) -> None:
     want = model.log_marginal(x).to(torch.float64)
     if got.shape == want.shape and torch.isfinite(got).all() and torch.allclose(got, want, rtol=1e-4):
         return
-    if got.shape == want.shape and torch.isfinite(got).all():
+    if got.shape != want.shape:
+        raise ExerciseFeedback(f"Far from every component (x = 40, -45): "
+                               + _log_density_shape(got, want, model.n_components))
+    right = torch.isfinite(got) & torch.isclose(got, want, rtol=1e-4)
+    if right.any() and not torch.isfinite(got).all():
+        raise ExerciseFeedback(
+            f"Far from every component (x = 40, -45) log p(x) = {want.tolist()}; you returned {got.tolist()}. "
+            + _shared_shift(f"x = {x[right][0]:g}", f"x = {x[~right][0]:g}", "-inf",
+                            "a.max(dim=-1, keepdim=True), or use torch.logsumexp(log λ_n + log N, dim=-1)"))
+    if torch.isfinite(got).all():
         raise ExerciseFeedback(
             f"Far from every component (x = 40, -45) log p(x) = {want.tolist()}; you returned {got.tolist()}: "
             "finite, but wrong. The densities underflow to 0 there, and a small constant added before the log "
@@ -103,11 +133,54 @@ def _check_far_tail(fn: Callable) -> None:
         "torch.logsumexp(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
 
 
+def _close_components() -> tuple[GaussianMixture, torch.Tensor]:
+    # Two components with means 0.02 apart, and x = 0 beside x = 60 and -45 in one batch. Far out both densities
+    # underflow, yet the two terms stay comparable: log λ_n + log N differ by 1.2 nats at x = 60 and 0.9 at -45,
+    # so p(x) is not the larger term alone (log p(60) = -1800.149, the larger term -1800.412) and the
+    # responsibilities are [0.232, 0.768] and [0.711, 0.289], not one-hot. Beside x = 0 (log-terms near -1), one
+    # shift for the whole table leaves the far points' terms 1800 nats below it, which underflow.
+    f64 = torch.float64
+    model = GaussianMixture(torch.tensor([0.5, 0.5], dtype=f64), torch.tensor([0.0, 0.02], dtype=f64),
+                            torch.tensor([1.0, 1.0], dtype=f64))
+    return model, torch.tensor([0.0, 60.0, -45.0], dtype=f64)
+
+
+def _check_far_beside_near(fn: Callable) -> None:
+    model, x = _close_components()
+    got = _call(fn, "mixture_log_density", x, model.weights, model.means, model.stds)
+    want = model.log_marginal(x)
+    if got.shape != want.shape:
+        raise ExerciseFeedback("At x = [0, 60, -45]: " + _log_density_shape(got, want, model.n_components))
+    # rtol 1e-5 is 0.018 at -1800: a float32 answer is within 2e-4 there, the larger term alone 0.26 away.
+    if torch.isfinite(got).all() and torch.allclose(got, want, rtol=1e-5):
+        return
+    shown = f"At x = [0, 60, -45] (means 0 and 0.02) log p(x) = {want.tolist()}; you returned {got.tolist()}. "
+    right = torch.isfinite(got) & torch.isclose(got, want, rtol=1e-5)
+    if right[0] and not torch.isfinite(got[1:]).all():
+        raise ExerciseFeedback(shown + "Far points on their own came out right in the last test. " + _shared_shift(
+            "x = 0", "the far points beside it", "-inf",
+            "a.max(dim=-1, keepdim=True), or use torch.logsumexp(log λ_n + log N, dim=-1)"))
+    terms = model.weights.log() + model.components().log_prob(x[:, None])
+    if torch.isfinite(got).all() and torch.allclose(got[1:], terms.max(-1).values[1:], rtol=1e-5):
+        raise ExerciseFeedback(shown + "Where the sum underflows you kept only the largest term log λ_n + log N (the "
+                               "nearest component). But far out two components can stay comparable: here their "
+                               "terms differ by 1.2 nats at x = 60, and log p(x) is the log of their sum. Work in "
+                               "log space everywhere: torch.logsumexp(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
+    if torch.isfinite(got).all():
+        raise ExerciseFeedback(shown + "Finite, but wrong where the densities underflow: a small constant added "
+                               "before the log (or clamp, or nan_to_num, or a fallback value) hides the −inf "
+                               "without bringing back the value. Work in log space: "
+                               "torch.logsumexp(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
+    raise ExerciseFeedback(shown + "The densities underflow to zero before the log. Work in log space: "
+                           "torch.logsumexp(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
+
+
 def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> None:
     """Check ``fn(x, weights, means, stds) -> [I, N]`` posterior probabilities p(z = n | x) (eq. ``responsibilities``).
 
-    A last test compares the answer at x = 60 and x = −45, where every density underflows to zero, with the
-    exact responsibilities.
+    The last tests compare the answer at x = 60 and x = −45, where every density underflows to zero, with the
+    exact responsibilities: on their own, then beside x = 0 and with two components whose means are 0.02 apart,
+    which share the far points (about 0.23 : 0.77 at x = 60) instead of giving each to the nearer one.
     """
     n_trials, gen = _start(fn, seed, n_trials)
     right_for = set()
@@ -131,6 +204,7 @@ def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> N
             continue
         _diagnose_responsibilities(got, want, model, x, right_for)
     _check_far_responsibilities(fn)
+    _check_far_responsibilities_beside_near(fn)
     print(f"✓ responsibilities: right on {n_trials} random mixtures and far away.")
 
 
@@ -140,6 +214,10 @@ def _diagnose_responsibilities(got, want, model, x, right_for) -> None:
     if _close(got, log_joint.softmax(0)):
         raise ExerciseFeedback("You normalised over the points (dim 0): each ROW must sum to one, a distribution "
                                "over the components for one x. Normalise over the components, dim=-1.")
+    if _close(got, log_joint.log_softmax(-1)):
+        raise ExerciseFeedback("You returned the logs of the responsibilities (log_softmax, or the log joint minus "
+                               "its logsumexp): the exercise asks for the probabilities themselves, rows that sum to "
+                               "one. Exponentiate them, or use torch.softmax(..., dim=-1).")
     if not torch.allclose(got.sum(-1), torch.ones(got.shape[0], dtype=got.dtype), atol=1e-5):
         raise ExerciseFeedback("Each row must sum to one (it is a distribution over z for one x): "
                                "divide λ_n N(x | μ_n, σ_n²) by p(x), the sum over n.")
@@ -168,7 +246,8 @@ def _check_far_responsibilities(fn: Callable) -> None:
                                f"{list(got.shape)}.")
     if not torch.isfinite(got).all():
         raise ExerciseFeedback(f"At x = 60 and -45 you returned {got.tolist()}: both densities underflow to 0 and "
-                               "0/0 is NaN. Normalise in log space (torch.softmax of the log joint).")
+                               "0/0 is NaN. Normalise in log space (torch.softmax of the log joint, dim=-1; if you "
+                               "subtract a maximum by hand, each row's own: a.max(dim=-1, keepdim=True)).")
     if _close(got, want):
         return
     shown = f"At x = 60 and -45 the responsibilities are {want.tolist()}; you returned {got.tolist()}. "
@@ -183,3 +262,36 @@ def _check_far_responsibilities(fn: Callable) -> None:
 
 
 # --- chapter 2: the posterior of probabilistic PCA ------------------------------------------------------------
+
+
+def _check_far_responsibilities_beside_near(fn: Callable) -> None:
+    model, x = _close_components()
+    got = _call(fn, "responsibilities", x, model.weights, model.means, model.stds)
+    want = model.responsibilities(x)
+    if got.shape != want.shape:
+        raise ExerciseFeedback(f"At x = [0, 60, -45] expected shape [I, N] = {list(want.shape)}, got "
+                               f"{list(got.shape)}.")
+    # atol 1e-3: a float32 answer is within 1e-4 at x = 60 (its log-terms, near -1800, are rounded to 1e-4).
+    if torch.isfinite(got).all() and torch.allclose(got, want, atol=1e-3):
+        return
+    shown = (f"At x = [0, 60, -45] (means 0 and 0.02) the responsibilities are "
+             f"{[[round(v, 4) for v in row] for row in want.tolist()]}; you returned {got.tolist()}. ")
+    near_right = bool(torch.isfinite(got[0]).all() and torch.allclose(got[0], want[0], atol=1e-3))
+    if near_right and not torch.isfinite(got[1:]).all():
+        raise ExerciseFeedback(shown + "Far points on their own came out right in the last test. " + _shared_shift(
+            "x = 0", "the far points beside it", "NaN",
+            "a.max(dim=-1, keepdim=True), or use torch.softmax(log λ_n + log N, dim=-1)"))
+    if not torch.isfinite(got).all():
+        raise ExerciseFeedback(shown + "Both densities underflow to 0 at x = 60 and -45, and 0/0 is NaN. Normalise in "
+                               "log space: torch.softmax(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
+    terms = model.weights.log() + model.components().log_prob(x[:, None])
+    one_hot = torch.nn.functional.one_hot(terms.argmax(-1), model.n_components).to(got.dtype)
+    if torch.allclose(got[1:], one_hot[1:], atol=1e-3):
+        raise ExerciseFeedback(shown + "Where the formula gives 0/0 you gave each point wholly to its nearest "
+                               "component. But far out two components can stay comparable (here their log-terms "
+                               "differ by 1.2 nats at x = 60), and Bayes' rule splits the point between them. "
+                               "Normalise in log space: torch.softmax(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
+    raise ExerciseFeedback(shown + "Both densities underflow to 0 at x = 60 and -45; replacing the NaN of 0/0 "
+                           "(nan_to_num, a constant added to each density or to the sum, clamp, a fallback) gives a "
+                           "guess, not Bayes' rule. Normalise in log space: "
+                           "torch.softmax(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")

@@ -26,13 +26,16 @@ def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
     ``x`` is ``[B, D]`` binary, ``logits`` ``[B, D]`` the decoder's outputs for one reparameterised z per image,
     ``mu`` and ``sigma`` ``[B, D_z]`` the encoder's; the answer is the scalar
     −(1/B) Σ_i [log p(x_i | z_i) − KL(q_i ‖ N(0, I))], and its gradients with respect to ``logits``, ``mu``
-    and ``sigma`` must be the loss's (training follows them). A last test uses logits of ±60 (a confident decoder).
+    and ``sigma`` must be the loss's (training follows them). Last tests use a confident decoder: logits of ±60 in
+    float64, and of 100 and −120 in float32, where exp and sigmoid overflow or round to 0 and 1.
     """
     n_trials, gen = _start(fn, seed, n_trials)
     f64 = torch.float64
     gradient_problem = None  # told after the confident decoder: a wrong value is the first thing to fix
     for _ in range(n_trials):
-        b = int(torch.randint(2, 7, (1,), generator=gen))
+        # B >= 3: with B = 2, summing the KL over the batch (and averaging the rest) doubles it, as forgetting its ½
+        # does, and the two could not be told apart.
+        b = int(torch.randint(3, 8, (1,), generator=gen))
         d = b + int(torch.randint(3, 9, (1,), generator=gen))  # D != B, so a mean over the wrong axis shows
         d_z = int(torch.randint(1, 5, (1,), generator=gen))
         x = torch.bernoulli(torch.full((b, d), 0.4, dtype=f64), generator=gen)
@@ -42,7 +45,8 @@ def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
         # Leaves for the gradients; the function gets non-leaf copies, as the encoder's and decoder's outputs are,
         # so a right answer that works in place (sigma.pow_(2)) still runs.
         leaves = [t.clone().requires_grad_(True) for t in (logits, mu, sigma)]
-        out = _invoke(fn, "vae_loss", x.clone(), *(t.clone() for t in leaves), copies=False)
+        out = _invoke(fn, "vae_loss", x.clone(), *(t.clone() for t in leaves), copies=False,
+                      explain=_explain_probabilities)
         got = _tensor(out, "vae_loss")
         recon, kl = _vae_loss_parts(x, logits, mu, sigma)
         want = -(recon - kl).mean()
@@ -64,9 +68,25 @@ def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
             except ExerciseFeedback as problem:
                 gradient_problem = problem
     _check_confident_decoder(fn)
+    _check_confident_decoder_float32(fn)
     if gradient_problem is not None:
         raise gradient_problem
-    print(f"✓ vae_loss agrees with lvm on {n_trials} random batches and a confident decoder.")
+    print(f"✓ vae_loss agrees with lvm on {n_trials} random batches and on confident decoders in float64 and "
+          "float32.")
+
+
+_LOGITS_NOT_PROBABILITIES = (
+    "Did you treat the logits as probabilities? The decoder's outputs are logits, any real numbers: "
+    "use Bernoulli(logits=logits) or F.binary_cross_entropy_with_logits, not Bernoulli(probs=...) or "
+    "F.binary_cross_entropy, which need numbers in [0, 1].")
+
+
+def _explain_probabilities(err: Exception) -> str | None:
+    """Bernoulli(probs=logits) and F.binary_cross_entropy(logits, x) refuse values outside [0, 1]."""
+    text = str(err)
+    if "probs" in text or "between 0 and 1" in text or "Interval(lower_bound=0.0, upper_bound=1.0)" in text:
+        return _LOGITS_NOT_PROBABILITIES
+    return None
 
 
 def _diagnose_vae_loss(got, want, recon, kl, b, d, mu, sigma) -> None:
@@ -92,6 +112,10 @@ def _diagnose_vae_loss(got, want, recon, kl, b, d, mu, sigma) -> None:
     if matches(-(b * recon.mean() - kl.mean())):
         raise ExerciseFeedback("The reconstruction term is summed over the batch but the KL term is averaged "
                                "(reduction='sum' over everything?): average both over the images.")
+    if matches(-(recon.mean() - kl.sum())):
+        raise ExerciseFeedback(f"The KL term is summed over the batch but the reconstruction term is averaged: with "
+                               f"B = {b} the KL counts B times. Average both over the images (the sums over pixels "
+                               "and over latent dimensions stay sums).")
     if matches(-(recon - 2 * kl).mean()):
         raise ExerciseFeedback("The KL term is twice too large: it is ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²), "
                                "with the ½.")
@@ -105,8 +129,10 @@ def _diagnose_vae_loss(got, want, recon, kl, b, d, mu, sigma) -> None:
                                "variance is sigma**2.")
     kl_sigma_twice_squared = 0.5 * (mu**2 + sigma**4 - 1 - torch.log(sigma**4)).sum(-1)
     if matches(-(recon - kl_sigma_twice_squared).mean()):
-        raise ExerciseFeedback("The KL term uses σ⁴: sigma.pow_(2) (or sigma **= 2) squared sigma in place, and a "
-                               "later sigma**2 squared it again. Put the square in a new variable: var = sigma**2.")
+        raise ExerciseFeedback("The KL term uses σ⁴ where it needs σ²: the standard deviation was squared twice. "
+                               "Two usual ways: Normal(mu, sigma**2), whose second argument is a standard deviation "
+                               "(pass sigma); or sigma.pow_(2) (sigma **= 2), which squares sigma in place, so that a "
+                               "later sigma**2 squares it again (put the square in a new variable: var = sigma**2).")
     raise ExerciseFeedback(f"Wrong value: expected {want.item():.6f}, got {got.item():.6f}. The loss is "
                            "−mean_i [Σ_d log Bernoulli(x_id | logits_id) "
                            "− ½ Σ_j (μ_ij² + σ_ij² − 1 − log σ_ij²)].")
@@ -159,3 +185,26 @@ def _check_confident_decoder(fn: Callable) -> None:
 
 
 # --- chapter 7: the importance-sampled log-likelihood, streamed over chunks -----------------------------------
+
+
+def _check_confident_decoder_float32(fn: Callable) -> None:
+    # In float32 exp(100) overflows to inf (the largest float32 is e^88.7) and sigmoid(-120) = e^-120 rounds to 0
+    # (the smallest is e^-103.3): log(1 + exp(l)) is inf at l = 100, and log(sigmoid(l)) is -inf at l = -120, where
+    # x = 0 multiplies it into NaN, even for pixels the decoder gets right. From the logits the log-likelihood is
+    # -100 for the pixel it gets wrong and about -e^-100 for the others.
+    f32 = torch.float32
+    x = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=f32)
+    logits = torch.tensor([[100.0, -120.0, 100.0], [-120.0, 100.0, 100.0]], dtype=f32)
+    mu, sigma = torch.zeros(2, 1, dtype=f32), torch.ones(2, 1, dtype=f32)
+    got = _call(fn, "vae_loss", x, logits, mu, sigma)
+    recon, kl = _vae_loss_parts(x.double(), logits.double(), mu.double(), sigma.double())
+    want = -(recon - kl).mean()  # 50: one wrong pixel at logit 100, in a batch of two
+    if got.numel() == 1 and torch.isfinite(got).all() and _close(got.reshape(()), want):
+        return
+    raise ExerciseFeedback(
+        f"With a confident decoder in float32 (logits 100 and -120) the loss is {want.item():.4f}; you returned "
+        f"{got.flatten().tolist()}. In float32 exp(100) overflows to inf and sigmoid(-120) rounds to 0, so "
+        "log(1 + exp(l)) is inf and log(sigmoid(l)) is -inf (and 0 × (-inf) is NaN) even for pixels the decoder gets "
+        "right. Compute the log-likelihood from the logits with a stable function: "
+        "Bernoulli(logits=logits).log_prob(x), −F.binary_cross_entropy_with_logits(logits, x, reduction='none'), "
+        "or F.logsigmoid / F.softplus.")
