@@ -108,8 +108,8 @@ class LinearGaussian(LatentVariableModel):
     def elbo_exact(self, x: torch.Tensor, q: Distribution) -> torch.Tensor:
         """The ELBO E_q[log p(x | z)] − KL(q ‖ p(z)) in closed form for a Gaussian q, shape ``[n]``.
 
-        With q = N(m, S): E_q‖x − W z − b‖² = ‖x − W m − b‖² + tr(Wᵀ W S), and the KL to N(0, I) is
-        ½ (tr S + ‖m‖² − d_z − log det S) (eq. ``elbo-recon-kl``), so no sampling is needed.
+        With q = N(m, Σ_q): E_q‖x − W z − b‖² = ‖x − W m − b‖² + tr(Wᵀ W Σ_q), and the KL to N(0, I) is
+        ½ (tr Σ_q + ‖m‖² − d_z − log det Σ_q) (eq. ``elbo-recon-kl``), so no sampling is needed.
 
         Args:
             x: data, shape ``[n, d_x]``.
@@ -123,7 +123,7 @@ class LinearGaussian(LatentVariableModel):
         var = self.sigma**2
         resid = x - mean @ self.W.T - self.b
         wtw = self.W.T @ self.W
-        trace_term = (wtw * cov).sum((-2, -1))  # tr(WᵀW S): both symmetric, so an elementwise product
+        trace_term = (wtw * cov).sum((-2, -1))  # tr(WᵀW Σ_q): both symmetric, so an elementwise product
         expected_sq = (resid**2).sum(-1) + trace_term
         recon = -0.5 * d_x * torch.log(2 * torch.pi * var) - 0.5 * expected_sq / var
         logdet = 2 * torch.linalg.cholesky(cov).diagonal(dim1=-2, dim2=-1).log().sum(-1)
