@@ -99,7 +99,7 @@ class LinearGaussian(LatentVariableModel):
         """
         x = self._check_x(x)
         m_inv = torch.cholesky_inverse(torch.linalg.cholesky(self._m_matrix()))
-        mean = (x - self.b) @ self.W @ m_inv  # M⁻¹ is symmetric: row n is (M⁻¹ Wᵀ (x_n − b))ᵀ
+        mean = (x - self.b) @ self.W @ m_inv  # M⁻¹ is symmetric: row i is (M⁻¹ Wᵀ (x_i − b))ᵀ
         check_overflow(mean, x, "the posterior mean")
         cov = self.sigma**2 * m_inv
         cov = 0.5 * (cov + cov.T)  # exactly symmetric for the Cholesky inside MultivariateNormal
@@ -134,13 +134,15 @@ class LinearGaussian(LatentVariableModel):
     def fit(cls, x, z_dim: int, ddof: int = 0) -> "LinearGaussian":
         """The closed-form maximum-likelihood fit of Tipping & Bishop (1999).
 
-        b is the sample mean; with the eigenvalues λ_1 ≥ … ≥ λ_{d_x} and eigenvectors U of the sample
-        covariance, σ² is the average of the d_x − z_dim discarded eigenvalues and W = U_q (Λ_q − σ² I)^{1/2}
-        (W is unique only up to a rotation of z; this is the rotation with orthogonal columns).
+        In the book's notation (chapter 2), with D = d_x and D_z = d_z = ``z_dim``: b is the sample mean; with
+        the eigenvalues ℓ_1 ≥ … ≥ ℓ_D of the sample covariance, L_{D_z} the diagonal matrix of the largest D_z
+        of them and U_{D_z} their eigenvectors, σ² is the average of the D − D_z discarded eigenvalues and
+        W = U_{D_z} (L_{D_z} − σ² I)^{1/2} (W is unique only up to a rotation of z; this is the rotation with
+        orthogonal columns).
 
         Args:
             x: data, shape ``[n, d_x]``.
-            z_dim: the latent dimension q, ``1 <= z_dim < d_x``.
+            z_dim: the latent dimension D_z, ``1 <= z_dim < d_x``.
             ddof: the covariance divides by ``n - ddof``. ``0`` is the maximum-likelihood fit; ``1`` reproduces
                 scikit-learn's ``PCA`` (its ``score_samples`` is this model's log p(x)).
         """
@@ -162,7 +164,7 @@ class LinearGaussian(LatentVariableModel):
         if not sigma2 > 1e-12 * eigvals[0].clamp_min(torch.finfo(x.dtype).tiny):
             raise ValueError(f"x has (numerically) no variance outside its leading {z_dim} directions, "
                              "so the noise variance σ² would be 0; use a smaller z_dim or add noise")
-        # Λ_q ≥ σ² in exact arithmetic; the clamp only removes rounding below zero.
+        # ℓ_j ≥ σ² for j ≤ D_z in exact arithmetic; the clamp only removes rounding below zero.
         W = eigvecs[:, :z_dim] * (eigvals[:z_dim] - sigma2).clamp_min(0).sqrt()
         return cls(W, b, sigma2.sqrt())
 
@@ -170,13 +172,15 @@ class LinearGaussian(LatentVariableModel):
     def em_step(self, x) -> "LinearGaussian":
         """One EM iteration; returns a new model (eq. ``em-lg-mstep``).
 
-        E-step: q(z_n) = p(z_n | x_n), with E[z_n] = M⁻¹ Wᵀ (x_n − b) and E[z_n z_nᵀ] = σ² M⁻¹ + E[z_n] E[z_n]ᵀ.
-        M-step: maximise E_q[Σ_n log p(x_n, z_n)] over (W, b, σ²) jointly. The best (W, b) does not depend on
+        For data points x_i, i = 1, …, n (the book's I):
+        E-step: q(z_i) = p(z_i | x_i), with E[z_i] = M⁻¹ Wᵀ (x_i − b) and E[z_i z_iᵀ] = σ² M⁻¹ + E[z_i] E[z_i]ᵀ.
+        M-step: maximise E_q[Σ_i log p(x_i, z_i)] over (W, b, σ²) jointly. The best (W, b) does not depend on
         σ², so it is a least-squares regression of x on the expected [z, 1], and σ² follows from its residual.
         Unlike Tipping & Bishop (1999), who fix b at the sample mean, this updates b with W. The two coincide
-        when b starts at the sample mean (the mean of E[z_n] is then zero at every E-step, so the new b is the
-        sample mean again); from any other start, b reaches the sample mean only at convergence. The E-step makes the ELBO tight and the M-step maximises it, so
-        log p(x) never decreases (chapter 4: EM is coordinate ascent on the ELBO).
+        when b starts at the sample mean (the mean of E[z_i] is then zero at every E-step, so the new b is the
+        sample mean again); from any other start, b reaches the sample mean only at convergence. The E-step makes
+        the ELBO tight and the M-step maximises it, so log p(x) never decreases (chapter 4: EM is coordinate
+        ascent on the ELBO).
         """
         x = self._check_x(x)
         n = x.shape[0]
@@ -187,11 +191,11 @@ class LinearGaussian(LatentVariableModel):
         x_mean = x.mean(0)
         # Centred sufficient statistics: the intercept b is profiled out of the regression.
         ez_c = ez - ez_mean
-        szz = n * var * m_inv + ez_c.T @ ez_c  # Σ_n E[(z_n − z̄)(z_n − z̄)ᵀ]
-        sxz = (x - x_mean).T @ ez_c  # Σ_n (x_n − x̄) E[z_n − z̄]ᵀ
+        szz = n * var * m_inv + ez_c.T @ ez_c  # Σ_i E[(z_i − z̄)(z_i − z̄)ᵀ]
+        sxz = (x - x_mean).T @ ez_c  # Σ_i (x_i − x̄) E[z_i − z̄]ᵀ
         W_new = torch.linalg.solve(szz, sxz.T).T  # sxz szz⁻¹ (szz is symmetric)
         b_new = x_mean - W_new @ ez_mean
-        # σ² = (1 / (n d_x)) Σ_n E‖x_n − W z_n − b‖², in centred form (b_new makes the cross terms with z̄ vanish)
+        # σ² = (1 / (n d_x)) Σ_i E‖x_i − W z_i − b‖², in centred form (b_new makes the cross terms with z̄ vanish)
         xc = x - x_mean
         expected_sq = (xc**2).sum() - 2 * (W_new * sxz).sum() + (W_new.T @ W_new * szz).sum()
         check_overflow(expected_sq, x, "the expected squared error")
