@@ -72,6 +72,15 @@ def check_gaussian_kl(fn: Callable, n_trials: int = 20, seed: int = 4) -> None:
         if _close(got, as_variances):
             raise ExerciseFeedback("You treated std_q and std_p as variances: they are standard deviations, so the "
                                    "variances are std_q**2 and std_p**2.")
+        over_std = ((std_q**2 + (mu_q - mu_p) ** 2) / (2 * std_p)).sum(-1)
+        if _close(got, want - quadratic + over_std):
+            raise ExerciseFeedback("The quadratic term divides by 2 σ_p, the standard deviation: it is "
+                                   "(σ_q² + (μ_q − μ_p)²) / (2 σ_p²), over twice the VARIANCE of p (std_p**2).")
+        to_standard = 0.5 * (mu_q**2 + std_q**2 - 1 - torch.log(std_q**2)).sum(-1)
+        if _close(got, to_standard):
+            raise ExerciseFeedback("You computed the KL to N(0, I), the VAE's prior; p here has mean mu_p and "
+                                   "standard deviation std_p. Per coordinate: log(σ_p / σ_q) + (σ_q² + (μ_q − μ_p)²) "
+                                   "/ (2 σ_p²) − ½.")
         if _close(got, want + quadratic) or _close(got, want - quadratic / 2):
             raise ExerciseFeedback("The quadratic term is off: it is (σ_q² + (μ_q − μ_p)²) / (2 σ_p²), "
                                    "with the 2 and with the variance σ_p², not the standard deviation.")

@@ -93,24 +93,27 @@ def _call_stream(fn: Callable, chunks: list[torch.Tensor], stream: ChunkStream |
 
 
 def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -> None:
-    """Check ``fn(chunks) -> [n]``: log (1/K) Σ_j w_j over all the log-weights in ``chunks`` (eq. ``iwae``).
+    """Check ``fn(chunks) -> [n]``: log (1/K) Σ_k w_k over all the log-weights in ``chunks`` (eq. ``iwae``).
 
-    ``chunks`` is an iterable, read once, of ``[c_j, n]`` tensors of log importance weights
-    log p(x_i, z_j) − log q(z_j | x_i); K = Σ_j c_j is the total number of draws. The answer is the
+    ``chunks`` is an iterable, read once, of ``[K_b, n]`` tensors of log importance weights
+    log p(x_i, z_k) − log q(z_k | x_i); K = Σ_b K_b is the total number of draws. The answer is the
     importance-sampled estimate of log p(x_i) from all K draws, as
     :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>` computes it.
     The answer must stream: over 48 chunks a test counts how many chunks are alive at once, how much memory
     copies of them take (tensors, NumPy arrays, Python lists), and how large a tensor is built from them, and
     rejects an answer that keeps every chunk, copies of them, or concatenates them (the memory the exercise saves);
     the stream can be read once. Other tests use log-weights near −800 (a 784-pixel image), where every weight is
-    0 in floating point, and log-weights on very different scales across points and across chunks.
+    0 in floating point, a chunk whose log-weights sit 1000 nats above the first chunk's (e^1000 overflows, even
+    in float64), and log-weights on very different scales across points and across chunks.
     """
     n_trials, gen = _start(fn, seed, n_trials)
     for trial in range(n_trials):
         n = int(torch.randint(2, 5, (1,), generator=gen))
         sizes = torch.randint(1, 7, (int(torch.randint(2, 5, (1,), generator=gen)),), generator=gen).tolist()
         if trial == 0:
-            sizes = [2, 5, 3]  # unequal sizes, so averaging per chunk and per draw differ
+            # Unequal sizes, so averaging per chunk and per draw differ; and K = 11, the number of chunks (3), the
+            # last size (4) and the sizes times the number of chunks (6, 12) all differ, so each wrong count shows.
+            sizes = [2, 5, 4]
         chunks = [2 * torch.randn(c, n, generator=gen, dtype=torch.float64) - 1 for c in sizes]
         big_k = sum(sizes)
         got = _call_stream(fn, chunks)
@@ -131,16 +134,20 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
         for assumed in dict.fromkeys((sizes[0], sizes[-1])):
             if assumed * len(sizes) != big_k and _close(got, want + math.log(big_k) - math.log(assumed * len(sizes))):
                 raise ExerciseFeedback(f"Your K assumes that every chunk has {assumed} draws, but the sizes differ "
-                                       f"(here {sizes}): count the draws as they come, K = Σ_j c_j = {big_k}.")
+                                       f"(here {sizes}): count the draws as they come, K = Σ_b K_b = {big_k}.")
+        if sizes[-1] not in (big_k, len(sizes)) and _close(got, want + math.log(big_k) - math.log(sizes[-1])):
+            raise ExerciseFeedback(f"Your K is the size of the last chunk only ({sizes[-1]} of the sizes {sizes}): "
+                                   "count = log_w.shape[0] replaces the count at every chunk. Add each chunk's size "
+                                   f"to it, count += log_w.shape[0], so that K = Σ_b K_b = {big_k}.")
         if _close(got, want - math.log(n)):
             raise ExerciseFeedback(f"Your estimates are too small by log n = log {n}: you counted the log-weights of "
                                    "all points (log_w.numel()), where K counts the draws, log_w.shape[0].")
         if _close(got, want + math.log(big_k) - math.log(len(sizes))):
             raise ExerciseFeedback("You divided by the number of chunks: K is the number of DRAWS, the sum of "
-                                   "the chunk sizes.")
+                                   "the chunk sizes, K = Σ_b K_b.")
         per_chunk = torch.stack([torch.logsumexp(c, 0) - math.log(c.shape[0]) for c in chunks]).mean(0)
         if _close(got, per_chunk):
-            raise ExerciseFeedback("You averaged the chunks' estimates log (1/c) Σ w: that is the mean of "
+            raise ExerciseFeedback("You averaged the chunks' estimates log (1/K_b) Σ w: that is the mean of "
                                    "smaller, looser bounds. Combine the chunks' log-sum-exps first "
                                    "(torch.logaddexp), and subtract log K once at the end.")
         if _close(got, torch.cat(chunks).mean(0)):
@@ -149,6 +156,7 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
         raise ExerciseFeedback(f"Wrong values. For chunk sizes {sizes} expected {want.tolist()}, "
                                f"got {got.tolist()}.")
     _check_stream_underflow(fn, gen)
+    _check_later_chunk_far_above(fn)
     _check_scales(fn, gen)
     _check_streaming(fn, gen)
     print(f"✓ log_mean_exp_stream agrees with lvm on {n_trials} streams, holds one chunk at a time, and is right "
@@ -287,6 +295,35 @@ def _check_stream_underflow(fn: Callable, gen: torch.Generator) -> None:
         f"With log-weights near −800 (as for a 784-pixel image) you returned {got.flatten().tolist()} "
         f"instead of {want.tolist()}: exp(−800) underflows to 0 and its log is −inf. Never leave log "
         "space: torch.logsumexp within a chunk, torch.logaddexp across chunks.")
+
+
+def _check_later_chunk_far_above(fn: Callable) -> None:
+    """A later chunk whose log-weights sit 1000 nats above the first chunk's, for every point.
+
+    A running sum kept in ordinary space, shifted by the first chunk's maximum m_1 (total += (log_w − m_1).exp()
+    .sum(0)), overflows here: exp(1000) is inf (exp overflows above 709.8 in float64, 88.7 in float32). The shift
+    is the same for every point, so only this mistake shows; the first chunk's weights are e^-1000 of the second's
+    and do not change the estimate.
+    """
+    gen = torch.Generator().manual_seed(1000)  # its own draws: the other tests' streams stay as they were
+    offsets = torch.tensor([-1000.0, 0.0, -400.0], dtype=torch.float64)
+    chunks = [torch.randn(size, 3, generator=gen, dtype=torch.float64) + offset
+              for size, offset in zip((3, 4, 2), offsets)]
+    got = _call_stream(fn, chunks)
+    want = _log_mean_exp_reference(chunks)
+    if got.shape == want.shape and torch.isfinite(got).all() and torch.allclose(got, want, rtol=1e-5):
+        return
+    shown = (f"For a stream whose first chunk has log-weights near −1000 and whose second has them near 0, 1000 nats "
+             f"higher, the estimates are {[round(v, 4) for v in want.tolist()]}; you returned "
+             f"{got.flatten().tolist()}. ")
+    if got.shape == want.shape and (torch.isnan(got) | (got == math.inf)).any():
+        raise ExerciseFeedback(shown + "Your running total overflows: you keep it in ordinary space, a sum of "
+                               "exp(log_w − m) with m fixed by the first chunk, and the second chunk's weights are "
+                               "e^1000 times that (exp overflows above 709.8 in float64, 88.7 in float32). The running "
+                               "total must stay in log space: torch.logsumexp within each chunk, torch.logaddexp "
+                               "across chunks.")
+    raise ExerciseFeedback(shown + "Never leave log space, and shift by each point's own maximum: torch.logsumexp "
+                           "within a chunk (dim=0), torch.logaddexp across chunks.")
 
 
 def _check_scales(fn: Callable, gen: torch.Generator) -> None:
