@@ -261,9 +261,6 @@ def _check_far_responsibilities(fn: Callable) -> None:
                            "torch.softmax(log λ_n + log N(x | μ_n, σ_n²), dim=-1).")
 
 
-# --- chapter 2: the posterior of probabilistic PCA ------------------------------------------------------------
-
-
 def _check_far_responsibilities_beside_near(fn: Callable) -> None:
     model, x = _close_components()
     got = _call(fn, "responsibilities", x, model.weights, model.means, model.stds)
