@@ -130,7 +130,9 @@ def test_chain_and_per_step_estimators_agree_and_per_draw_rows_average_to_the_es
         draws[estimator] = rows
     se = (draws["steps"].var(0) / 4000 + draws["chain"].var(0) / 4000).sqrt()
     assert torch.all((draws["steps"].mean(0) - draws["chain"].mean(0)).abs() < 4 * se)
-    assert torch.all(draws["chain"].mean(0) < MIXTURE.log_marginal(x0) + 4 * draws["chain"].std(0) / math.sqrt(4000))
+    # No check of ELBO(x0) < log q(x0) here: the ELBO bounds the decoder's log p(x0), not the data's log q(x0), and
+    # at a single point it can exceed log q(x0) (by 0.89 nats at x0 = -1.25 with this schedule). The bound holds on
+    # average over x0 ~ q: see test_elbo_lies_below_the_exact_log_density_and_closes_in_as_steps_get_finer.
 
 
 def test_unknown_estimator_is_named():
