@@ -62,16 +62,36 @@ def test_diffused_mixture_is_the_convolution_and_the_denoised_moments_are_the_po
 
 
 def test_elbo_lies_below_the_exact_log_density_and_closes_in_as_steps_get_finer():
-    x0, _ = lvm.ancestral_sample(MIXTURE, 400, generator=1)
+    # log q(x_0) - ELBO(x_0) averaged over the data, as chapter 9 (cell 14) does: a fixed grid of x_0 weighted by
+    # the mixture's density (trapezoid rule), and 400 whole forward chains (the low-variance "chain" estimator),
+    # one data average per chain, so the standard error is that of the average itself, not of the spread of the
+    # gap across x_0 (±0.9 nats, which let an ELBO 0.03 nats above log q(x_0) pass). SEs: 2e-5, 0.0015, 0.0006.
+    x0 = torch.linspace(-7, 7, 141, dtype=torch.float64)
+    weights = MIXTURE.log_marginal(x0).exp() * (x0[1] - x0[0])
+    weights[[0, -1]] /= 2
+    assert abs(weights.sum() - 1) < 1e-9  # the grid holds the data's mass; on [-4, 4] it would hold 0.9936
     exact = MIXTURE.log_marginal(x0)
-    gaps = []
-    for steps in (1, 5, 50):
-        elbo = diffusion.diffusion_elbo(MIXTURE, x0, diffusion.signal_schedule(steps), n_samples=40,
-                                        generator=torch.Generator().manual_seed(2))
-        gap = exact - elbo
-        assert gap.mean() > -3 * gap.std() / math.sqrt(len(gap))  # a lower bound, up to Monte Carlo error
-        gaps.append(gap.mean().item())
-    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.02 < gaps[0]
+    # the data-averaged gap by quadrature over x_t of eq. (diffusion-elbo) (chapter 9, cell 14), no Monte Carlo
+    by_quadrature = {1: 0.166186, 5: 0.117672, 50: 0.006383}
+    gaps, ses = [], []
+    for steps, reference in by_quadrature.items():
+        draws = diffusion.diffusion_elbo(MIXTURE, x0, diffusion.signal_schedule(steps), n_samples=400,
+                                         generator=torch.Generator().manual_seed(steps), estimator="chain",
+                                         per_draw=True)  # [400 chains, grid]
+        draws = (exact - draws) @ weights  # [400], independent, each an unbiased data-averaged gap
+        gap, se = draws.mean().item(), (draws.std() / math.sqrt(len(draws))).item()
+        # a lower bound, by 11 SEs or more (0.0063 ± 0.0006 at T = 50). An ELBO slightly too high, by the true gap
+        # at T = 50 (0.0064 nats), gives a gap of 0 and fails here; the old per-point check let 0.03 nats through
+        assert gap > 4 * se
+        # 0.1662, 0.1199, 0.0063 against the quadrature, each within 1.5 SEs; a decoder that peeks at x_0 (the
+        # encoder's own step for t >= 2) gives -0.33 at T = 5; an ELBO 0.003 nats too high is 5 SEs off at T = 50
+        assert abs(gap - reference) < 4 * se
+        gaps.append(gap)
+        ses.append(se)
+    # each refinement closes it, by far more than the noise: 0.046 and 0.114 nats against 4 SEs of 0.006 and 0.006
+    for i in range(len(gaps) - 1):
+        assert gaps[i] - gaps[i + 1] > 4 * math.hypot(ses[i], ses[i + 1])
+    assert gaps[0] > 0.1 and gaps[-1] < 0.01  # one step is poor (0.166); fifty nearly close it (0.0063)
 
 
 def test_one_step_elbo_by_hand():
