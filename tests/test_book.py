@@ -156,3 +156,28 @@ def test_stub_keeps_signature_and_docstring():
     assert student_edition.stub_for("x = 1\n") is None
     hinted = student_edition.stub_for("def g(x):\n    # the trick: use logsumexp\n    return x\n")
     assert "logsumexp" not in hinted and hinted.startswith("def g(x):\n    # YOUR CODE HERE")
+
+
+def _lines_that_break_inline_maths(text):
+    """Lines that start like a Markdown list item (``- ``, ``+ ``, ``* ``, ``1. ``) while a ``$...$`` opened on an
+    earlier line is still open: MyST then makes the line a list item and the maths is left as raw TeX."""
+    text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)  # display maths may span lines freely
+    broken, inside = [], False
+    for line in text.split("\n"):
+        if inside and re.match(r"\s*([-+*]|\d+\.)\s", line):
+            broken.append(line)
+        if len(re.findall(r"(?<!\\)\$", line)) % 2:
+            inside = not inside
+    return broken
+
+
+def test_a_wrapped_inline_equation_never_starts_a_line_like_a_list_item():
+    # The site showed "- \E[h]$ ..." as raw TeX in chapter 5 when a wrapped $...$ put a minus sign first on a line.
+    assert _lines_that_break_inline_maths("write $a\n- b$ here") == ["- b$ here"]
+    assert _lines_that_break_inline_maths("write $a - b$\n- a list item") == []
+    pages = [*sorted((ROOT / "book").glob("*.ipynb")), *sorted((ROOT / "book").glob("*.md"))]
+    for page in pages:
+        texts = ([source(c) for c in cells(page) if c["cell_type"] == "markdown"] if page.suffix == ".ipynb"
+                 else [page.read_text(encoding="utf-8")])
+        for text in texts:
+            assert _lines_that_break_inline_maths(text) == [], page.name
