@@ -1,14 +1,123 @@
-"""Interactive explorers. They need a live kernel (Jupyter, Colab); the static site shows a figure instead."""
+"""Interactive explorers: controls, and a figure redrawn from them whenever one changes.
+
+An explorer needs a live kernel (Jupyter, Colab). A static page has none, so each explorer can also draw its
+**stand-in**: the same figure at a few settings, side by side (:meth:`Explorer.stand_in`). The chapters show the
+stand-in on the site and the live explorer in a notebook.
+
+An explorer is a drawing function ``draw(fig, **values)`` that fills a matplotlib figure (or sub-figure) for one
+setting of the controls, and the ipywidgets controls that name those values::
+
+    explorer = Explorer(draw, {"beta": FloatSlider(value=1.0, min=0.0, max=8.0)})
+    explorer                                   # the last expression of a cell: the live explorer
+    explorer.stand_in([{"beta": 0.5}, {"beta": 4.0}])   # the static figure
+"""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from typing import Callable, Mapping, Sequence
+
 import torch
+from matplotlib.figure import Figure
 
 from .models.mixture import GaussianMixture
 from .plot import plot_mixture, plot_responsibilities
 
-__all__ = ["mixture_explorer", "mixture_from_sliders"]
+__all__ = ["Explorer", "mixture_explorer", "mixture_from_sliders"]
+
+
+class Explorer:
+    """Controls (ipywidgets, by name) and ``draw(fig, **values)``, redrawn into one output on every change.
+
+    ``figure`` is the figure drawn for the controls' current values: tests set a control's ``value`` and read
+    it, as a student's slider would.
+    """
+
+    def __init__(self, draw: Callable[..., object], controls: Mapping[str, object],
+                 figsize: tuple[float, float] = (6.4, 3.4)):
+        import ipywidgets as widgets  # only explorers need ipywidgets
+
+        if not callable(draw):
+            raise TypeError(f"draw must be a function draw(fig, **values), got {type(draw).__name__}")
+        if not controls:
+            raise ValueError("controls must name at least one ipywidgets control")
+        for name, control in controls.items():
+            if not hasattr(control, "observe") or not hasattr(control, "value"):
+                raise TypeError(f"controls[{name!r}] must be an ipywidgets control with a value, "
+                                f"got {type(control).__name__}")
+        self.draw = draw
+        self.controls = dict(controls)
+        self.figsize = figsize
+        self.output = widgets.Output()
+        self.figure: Figure | None = None
+        for control in self.controls.values():
+            control.observe(self._redraw, names="value")
+        self._redraw()
+
+    def values(self) -> dict:
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _redraw(self, change=None) -> None:
+        from IPython import get_ipython
+        from IPython.display import clear_output, display
+
+        # A Figure made without pyplot: pyplot would show it a second time at the end of the cell.
+        figure = Figure(figsize=self.figsize, layout="constrained")
+        self.draw(figure, **self.values())
+        self.figure = figure
+        if get_ipython() is None:  # no kernel (a test, a script): the figure is all there is
+            return
+        with self.output:
+            clear_output(wait=True)
+            display(figure)
+
+    def widget(self):
+        """The controls above the figure, as one ipywidgets box."""
+        import ipywidgets as widgets
+
+        return widgets.VBox([*self.controls.values(), self.output])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget())
+
+    def stand_in(self, settings: Sequence[Mapping[str, object]], ncols: int = 2,
+                 panel_size: tuple[float, float] = (3.3, 2.6)) -> Figure:
+        """The figure ``draw`` makes at each of ``settings`` (each a dict of control values), side by side.
+
+        Values a setting leaves out keep the controls' current ones. Each panel is titled with its setting.
+        """
+        import matplotlib.pyplot as plt
+
+        if not settings:
+            raise ValueError("settings must hold at least one setting (a dict of control values)")
+        for setting in settings:
+            unknown = set(setting) - set(self.controls)
+            if unknown:
+                raise ValueError(f"settings name controls this explorer does not have: {sorted(unknown)}; "
+                                 f"it has {sorted(self.controls)}")
+        ncols = min(ncols, len(settings))
+        nrows = -(-len(settings) // ncols)
+        figure = plt.figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout="constrained")
+        panels = figure.subfigures(nrows, ncols, squeeze=False).ravel()
+        for panel, setting in zip(panels, settings):
+            values = {**self.values(), **setting}
+            self.draw(panel, **values)
+            panel.suptitle(", ".join(f"{self._label(name)} = {_format(value)}" for name, value in setting.items()),
+                           fontsize=10)
+        for panel in panels[len(settings):]:
+            panel.set_visible(False)
+        return figure
+
+    def _label(self, name: str) -> str:
+        description = getattr(self.controls[name], "description", "") or name
+        return description.rstrip(": ")
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def mixture_from_sliders(raw_weights, means, stds) -> GaussianMixture:
@@ -19,40 +128,32 @@ def mixture_from_sliders(raw_weights, means, stds) -> GaussianMixture:
     return GaussianMixture(raw / raw.sum(), means, stds)
 
 
-def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)):
-    """Sliders for λ_k, μ_k, σ_k of a 1-D mixture; redraws p(x), its components and p(z | x).
-
-    Returns the ipywidgets box: display it as the last expression of a cell.
-    """
-    import ipywidgets as widgets  # only the interactive path needs ipywidgets
+def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
+    """Sliders for λ_k, μ_k, σ_k of a 1-D mixture; redraws p(x), its components and p(z | x)."""
+    import ipywidgets as widgets
 
     if model.x_dim is not None:
         raise ValueError("model must be a 1-D GaussianMixture (means of shape [K])")
     k = model.n_components
-    sliders = {}
-    rows = []
+    controls = {}
     for i in range(k):
-        w = widgets.FloatSlider(value=float(model.weights[i]), min=0.0, max=1.0, step=0.01,
-                                description=f"λ{i + 1} (raw)")
-        m = widgets.FloatSlider(value=float(model.means[i]), min=x_range[0], max=x_range[1], step=0.05,
-                                description=f"μ{i + 1}")
-        s = widgets.FloatSlider(value=float(model.stds[i]), min=0.05, max=3.0, step=0.05,
-                                description=f"σ{i + 1}")
-        sliders.update({f"w{i}": w, f"m{i}": m, f"s{i}": s})
-        rows.append(widgets.HBox([w, m, s]))
+        controls[f"w{i}"] = widgets.FloatSlider(value=float(model.weights[i]), min=0.0, max=1.0, step=0.01,
+                                                description=f"λ{i + 1} (raw)")
+        controls[f"m{i}"] = widgets.FloatSlider(value=float(model.means[i]), min=x_range[0], max=x_range[1],
+                                                step=0.05, description=f"μ{i + 1}")
+        controls[f"s{i}"] = widgets.FloatSlider(value=float(model.stds[i]), min=0.05, max=3.0, step=0.05,
+                                                description=f"σ{i + 1}")
 
-    def redraw(**values):
+    def draw(fig, **values):
         raw = [values[f"w{i}"] for i in range(k)]
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
         if sum(raw) <= 0:
-            print("At least one weight must be positive.")
+            top.text(0.5, 0.5, "At least one weight must be positive.", ha="center", transform=top.transAxes)
             return
         mixture = mixture_from_sliders(raw, [values[f"m{i}"] for i in range(k)],
                                        [values[f"s{i}"] for i in range(k)])
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, height_ratios=(2, 1))
         plot_mixture(mixture, ax=top, x_range=x_range)
-        top.legend(fontsize=8, loc="upper right")
+        top.legend(loc="upper right")
         plot_responsibilities(mixture, ax=bottom, x_range=x_range)
-        plt.show()
 
-    output = widgets.interactive_output(redraw, sliders)
-    return widgets.VBox([*rows, output])
+    return Explorer(draw, controls, figsize=(6.4, 4.4))

@@ -84,19 +84,6 @@ def test_image_grid_tiles_images():
     plt.close("all")
 
 
-def test_mixture_explorer_builds_sliders_and_normalises_weights():
-    model = lvm.GaussianMixture([0.3, 0.7], [-1.0, 2.0], [0.5, 1.0])
-    box = lvm.widgets.mixture_explorer(model)
-    sliders = [w for row in box.children[:-1] for w in row.children]
-    assert len(sliders) == 6
-    assert [s.value for s in sliders[:3]] == pytest.approx([0.3, -1.0, 0.5])
-    mixed = lvm.widgets.mixture_from_sliders([2.0, 6.0], [0.0, 1.0], [1.0, 1.0])
-    assert torch.allclose(mixed.weights, torch.tensor([0.25, 0.75]))
-    with pytest.raises(ValueError, match="raw_weights"):
-        lvm.widgets.mixture_from_sliders([0.0, 0.0], [0.0, 1.0], [1.0, 1.0])
-    plt.close("all")
-
-
 def test_samples_vs_density_draws_a_normalised_histogram_under_the_density():
     model = lvm.GaussianMixture([0.5, 0.5], [-2.0, 2.0], [0.5, 0.5])
     x, _ = lvm.ancestral_sample(model, 2000, generator=0)
