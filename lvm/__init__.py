@@ -4,7 +4,7 @@ One contract (``prior``, ``likelihood``, and for tractable models ``posterior`` 
 shared by every model, so that sampling, bounds and training are written once.
 """
 
-from . import data, diagnostics, diffusion, exercises, objectives, plot, profiles, progress, widgets
+from . import data, diagnostics, diffusion, exercises, explorers, objectives, plot, profiles, progress, widgets
 from .bounds import (elbo, elbo_joint_entropy, elbo_via_posterior, gaussian_kl, importance_log_marginal,
                      iwae_bound, log_importance_weights, naive_log_marginal)
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -39,6 +39,7 @@ __all__ = [
     "elbo_via_posterior",
     "em_step",
     "exercises",
+    "explorers",
     "fit",
     "fit_em",
     "gaussian_kl",

@@ -109,6 +109,9 @@ def use_course_style() -> None:
     shell = get_ipython()
     if shell is None:
         return
+    # The inline backend installs its own PNG formatter when it is first loaded, replacing any set before
+    # it: load it now, so that ours comes last and stays.
+    plt.close(plt.figure())  # the first figure loads the backend
     formatter = shell.display_formatter.formatters["image/png"]
     formatter.for_type(Figure, render_png)
 

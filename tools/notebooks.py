@@ -10,7 +10,11 @@ Every chapter notebook must
 - have, as its first code cell, the set-up cell that installs ``lvm`` on Colab from the repository that
   ``_config.yml`` names;
 - fold every answer: a code cell tagged ``solution`` is also tagged ``hide-input``, so the site shows it
-  behind a "Show code" toggle, as the solutions of derivations are folded.
+  behind a toggle labelled as a solution ("Show the solution (code)"), as the solutions of derivations are
+  folded; the checks a student may read stay under the plain "Show code cell source";
+- fold the set-up cell's input on the site behind "Show the set-up code", so a chapter opens on its text and
+  the one-line status (lvm's version, the device, the run profile) is all a reader sees of it; the cell also
+  sets the course's plotting style (``lvm.plot.use_course_style()``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ BOOK = ROOT / "book"
 MACRO_MARK = "lvm-macros"
 SETUP_MARK = 'if "google.colab" in sys.modules:'
 FOLD_TAG = "hide-input"
+STYLE_CALL = "lvm.plot.use_course_style()"
+SOLUTION_PROMPTS = {"code_prompt_show": "Show the solution (code)", "code_prompt_hide": "Hide the solution"}
+SETUP_PROMPTS = {"code_prompt_show": "Show the set-up code", "code_prompt_hide": "Hide the set-up code"}
 
 
 def chapter_notebooks() -> list[Path]:
@@ -80,11 +87,32 @@ def problems(path: Path) -> list[str]:
     unfolded = [c.get("id", "?") for c in code if "solution" in _tags(c) and FOLD_TAG not in _tags(c)]
     if unfolded:
         found.append(f"solution cells {unfolded} are not folded (tag {FOLD_TAG}; run `python tools/notebooks.py fix`)")
+    restyled = [c.get("id", "?") for c in code if "set_matplotlib_formats" in _source(c)]
+    if restyled:
+        found.append(f"cells {restyled} call set_matplotlib_formats, which replaces lvm.plot's figure renderer")
+    mislabelled = [c.get("id", "?") for c in code if "solution" in _tags(c) and _prompts(c) != SOLUTION_PROMPTS]
+    if mislabelled:
+        found.append(f"solution cells {mislabelled} do not fold under a solution label (run `... fix`)")
     if not code or SETUP_MARK not in _source(code[0]):
         found.append("first code cell is not the Colab set-up cell that installs lvm")
-    elif f"git+{repository_url()}@" not in _source(code[0]):
-        found.append(f"the set-up cell does not install lvm from _config.yml's repository {repository_url()}")
+    else:
+        setup = code[0]
+        if f"git+{repository_url()}@" not in _source(setup):
+            found.append(f"the set-up cell does not install lvm from _config.yml's repository {repository_url()}")
+        if STYLE_CALL not in _source(setup):
+            found.append(f"the set-up cell does not call {STYLE_CALL}")
+        if "remove-cell" not in _tags(setup) and (FOLD_TAG not in _tags(setup) or _prompts(setup) != SETUP_PROMPTS):
+            found.append("the set-up cell's input is not folded under its label (run `... fix`)")
     return found
+
+
+def _prompts(cell: dict) -> dict:
+    mystnb = cell.get("metadata", {}).get("mystnb", {})
+    return {key: mystnb.get(key) for key in ("code_prompt_show", "code_prompt_hide")}
+
+
+def _set_prompts(cell: dict, prompts: dict) -> None:
+    cell["metadata"].setdefault("mystnb", {}).update(prompts)
 
 
 def fix(path: Path) -> None:
@@ -94,8 +122,15 @@ def fix(path: Path) -> None:
         cell.setdefault("id", uuid.uuid4().hex[:12])  # nbformat 4.5 requires ids; keep existing ones stable
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
-            if "solution" in _tags(cell) and FOLD_TAG not in _tags(cell):
-                cell["metadata"]["tags"] = [*_tags(cell), FOLD_TAG]
+            if "solution" in _tags(cell):
+                if FOLD_TAG not in _tags(cell):
+                    cell["metadata"]["tags"] = [*_tags(cell), FOLD_TAG]
+                _set_prompts(cell, SOLUTION_PROMPTS)
+    code = [c for c in cells if c["cell_type"] == "code"]
+    if code and SETUP_MARK in _source(code[0]) and "remove-cell" not in _tags(code[0]):
+        if FOLD_TAG not in _tags(code[0]):
+            code[0]["metadata"]["tags"] = [*_tags(code[0]), FOLD_TAG]
+        _set_prompts(code[0], SETUP_PROMPTS)
     macro = {"cell_type": "markdown", "id": "lvm-macros", "metadata": {"lvm": MACRO_MARK, "tags": ["remove-cell"]},
              "source": macro_cell_source()}
     nb["cells"] = [macro, *cells]
