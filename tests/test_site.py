@@ -8,13 +8,22 @@ Run after the book is built (CI does):
 These tests are deselected from the plain ``python -m pytest`` (they need a built site and a browser);
 selected with ``-m browser``, a missing site or browser is a failure, not a skip. Each page is checked at a
 desktop (1280 px) and a phone (412 px) width, with every folded solution opened, and a full-page screenshot
-of the desktop view goes to ``_build/screenshots/``.
+of the desktop view goes to ``_build/screenshots/`` (and of the phone view to ``_build/screenshots/phone/``).
+
+Readable on every screen (issue 14): every figure's smallest text is at least 9 CSS px where the page shows
+it at 1280 px (measured from the record ``lvm.plot`` writes into each PNG: font size and dpi against the
+displayed width) and opens full size when clicked; no legend or title holds a tensor or array repr; no display
+equation, output or code block is wider than its box at 1280 px; at 412 px an equation that scrolls shows its
+scrollbar and no equation number overlaps its equation; no punctuation mark wraps onto a line of its own after
+inline maths; a folded solution opens when its title is clicked; and an axe-core audit of every page of both
+editions finds no serious or critical violation.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import io
 import json
 import os
 import re
@@ -25,6 +34,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import pytest
 import yaml
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +43,12 @@ SITE = Path(os.environ.get("LVM_SITE", ROOT / "_build" / "html")).resolve()
 SCREENSHOTS = Path(os.environ.get("LVM_SCREENSHOTS", ROOT / "_build" / "screenshots"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WIDTHS = {"desktop": 1280, "phone": 412}
+STUDENT_SITE = Path(os.environ.get("LVM_STUDENT_SITE", ROOT / "_build" / "student" / "_build" / "html")).resolve()
+# axe-core, from npm (.ci/run installs it with `npm install`): served to each page by the test itself.
+AXE = Path(os.environ.get("LVM_AXE", ROOT / "node_modules" / "axe-core" / "axe.min.js"))
+MIN_TEXT_PX = 9.0
+# A tensor's or an array's printed form: what a label made from the wrong variable shows.
+REPR = re.compile(r"tensor\(|array\(|Parameter containing|dtype=|\[\s*-?\d+\.\d+(e[-+]\d+)?,\s+-?\d")
 # What TeX left on a page looks like when MathJax did not typeset it.
 RAW_TEX = re.compile(r"\$\$|\\frac|\\begin\{|\\bm\{|\\underbrace|\\mathcal|\\sum_|\\int_|\\left[(|\[]")
 COLAB = re.compile(r"^https://colab\.research\.google\.com/github/([\w.-]+)/([\w.-]+)/blob/([\w./-]+?)/"
@@ -59,15 +75,27 @@ def plotting_cells(page: str) -> int:
     return sum("plt.show()" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
-@pytest.fixture(scope="module")
-def server():
-    if not (SITE / "index.html").exists():
-        pytest.fail(f"no built site at {SITE}: run `jupyter-book build .` first (or set LVM_SITE)")
-    handler = functools.partial(QuietHandler, directory=str(SITE))
+def serve(site: Path, hint: str):
+    if not (site / "index.html").exists():
+        pytest.fail(f"no built site at {site}: {hint}")
+    handler = functools.partial(QuietHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd, url = serve(SITE, "run `jupyter-book build .` first (or set LVM_SITE)")
+    yield url
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def student_server():
+    httpd, url = serve(STUDENT_SITE, "CI builds the student edition first (or set LVM_STUDENT_SITE)")
+    yield url
     httpd.shutdown()
 
 
@@ -146,8 +174,9 @@ def visits(server, browser):
     for page_name in PAGES:
         for label, width in WIDTHS.items():
             visit = PageVisit(browser, urljoin(server, f"{page_name}.html"), width)
-            if label == "desktop":
-                visit.page.screenshot(path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True)
+            folder = SCREENSHOTS if label == "desktop" else SCREENSHOTS / "phone"
+            folder.mkdir(parents=True, exist_ok=True)
+            visit.page.screenshot(path=str(folder / f"{Path(page_name).name}.png"), full_page=True)
             loaded[page_name, label] = {
                 "outside": visit.outside,
                 "shown_answers": visit.shown_answers,
@@ -161,6 +190,12 @@ def visits(server, browser):
                 "links": visit.page.evaluate("""() => [...document.querySelectorAll('a[href]')]
                     .map(a => a.href)"""),
                 "overflow": visit.page.evaluate(OVERFLOW_JS),
+                "figures": visit.page.evaluate(FIGURES_JS),
+                "too_wide": visit.page.evaluate(TOO_WIDE_JS),
+                "eqno_overlaps": visit.page.evaluate(EQNO_OVERLAP_JS),
+                "hidden_scrollbars": visit.page.evaluate(HIDDEN_SCROLLBAR_JS),
+                "orphans": visit.page.evaluate(ORPHAN_PUNCTUATION_JS),
+                "colab_badge": visit.page.evaluate(COLAB_BADGE_JS),
             }
             visit.close()
     return loaded
@@ -220,6 +255,230 @@ OVERFLOW_JS = """() => {
     }
     return found;
 }"""
+
+
+# Every picture in the article, with the size it is shown at and the link around it (none: it cannot be enlarged).
+FIGURES_JS = """() => [...document.querySelectorAll('article.bd-article img')]
+    .filter(i => !i.closest('.btn__icon-container, .lvm-colab-badge'))
+    .map(i => ({src: i.src, natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
+                link: (i.closest('a[href]') || {}).href || null, alt: i.getAttribute('alt') || ''}))"""
+
+# Boxes whose content is wider than the box: display equations, code, outputs (text, HTML tables).
+TOO_WIDE_JS = """() => {
+    const found = [];
+    const name = e => ((e.closest('[id]') || {}).id || '') + ': ' + e.textContent.trim().slice(0, 50);
+    for (const box of document.querySelectorAll('article.bd-article div.math')) {
+        const maths = box.querySelector('mjx-math');
+        if (!maths || box.clientWidth === 0) continue;
+        if (maths.getBoundingClientRect().width > box.clientWidth + 1) found.push('equation ' + name(box));
+    }
+    for (const box of document.querySelectorAll('article.bd-article pre, article.bd-article .cell_output > *')) {
+        if (box.clientWidth === 0) continue;
+        if (box.scrollWidth > box.clientWidth + 1) {
+            const kind = box.closest('.cell_input') ? 'code ' : box.closest('.cell_output') ? 'output ' : 'block ';
+            found.push(kind + name(box));
+        }
+    }
+    return found;
+}"""
+
+# Equation numbers drawn over the visible part of their equation.
+EQNO_OVERLAP_JS = """() => {
+    const found = [];
+    for (const box of document.querySelectorAll('article.bd-article div.math')) {
+        const number = box.querySelector('.eqno'), maths = box.querySelector('mjx-math');
+        if (!number || !maths) continue;
+        const n = number.getBoundingClientRect(), m = maths.getBoundingClientRect(), b = box.getBoundingClientRect();
+        const left = Math.max(m.left, b.left), right = Math.min(m.right, b.right);
+        const overlapX = Math.min(n.right, right) - Math.max(n.left, left);
+        const overlapY = Math.min(n.bottom, m.bottom) - Math.max(n.top, m.top);
+        if (overlapX > 1 && overlapY > 1) found.push(number.textContent.trim());
+    }
+    return found;
+}"""
+
+# Display equations that scroll sideways without a scrollbar a reader can see.
+HIDDEN_SCROLLBAR_JS = """() => [...document.querySelectorAll('article.bd-article div.math')]
+    .filter(box => box.clientWidth > 0 && box.scrollWidth > box.clientWidth + 1)
+    .filter(box => {
+        const style = getComputedStyle(box);
+        const bar = box.offsetHeight - box.clientHeight - parseFloat(style.borderTopWidth)
+                    - parseFloat(style.borderBottomWidth);
+        return bar < 4;
+    })
+    .map(box => ((box.querySelector('.eqno') || {}).textContent || box.textContent.slice(0, 40)).trim())"""
+
+# A punctuation mark that starts a line right after inline maths: the line broke between them.
+ORPHAN_PUNCTUATION_JS = """() => {
+    const found = [];
+    for (const maths of document.querySelectorAll('article.bd-article mjx-container:not([display="true"])')) {
+        const holder = maths.closest('span.math') || maths;
+        const next = holder.nextSibling;
+        if (!next || next.nodeType !== Node.TEXT_NODE || !/^[.,;:!?)\\]]/.test(next.textContent)) continue;
+        const range = document.createRange();
+        range.setStart(next, 0);
+        range.setEnd(next, 1);
+        const mark = range.getBoundingClientRect(), m = maths.getBoundingClientRect();
+        if (mark.height === 0 || m.height === 0) continue;
+        if (mark.top >= m.top + m.height / 2) {
+            found.push(next.textContent.slice(0, 1) + ' after ' + maths.textContent.slice(0, 30));
+        }
+    }
+    return found;
+}"""
+
+
+# The "Open in Colab" link under the chapter title: where it is, and whether a reader can see it.
+COLAB_BADGE_JS = """() => {
+    const badge = document.querySelector('article.bd-article a.lvm-colab-badge');
+    const title = document.querySelector('article.bd-article h1');
+    if (!badge || !title) return null;
+    const b = badge.getBoundingClientRect(), t = title.getBoundingClientRect();
+    return {href: badge.href, visible: badge.checkVisibility() && b.width > 0 && b.height > 0,
+            below_title: b.top - t.bottom, text: badge.textContent.trim()};
+}"""
+
+def png_record(url: str, site: Path = SITE) -> dict | None:
+    """The record lvm.plot wrote into a PNG of the site (None: not drawn through the course style)."""
+    path = site / unquote(urlparse(url).path).lstrip("/")
+    image = Image.open(io.BytesIO(path.read_bytes()))
+    text = getattr(image, "text", {})
+    if "lvm-dpi" not in text:
+        return None
+    return {"dpi": float(text["lvm-dpi"]), "smallest_pt": json.loads(text["lvm-smallest-text-pt"]),
+            "texts": json.loads(text["lvm-texts"]), "width": image.size[0]}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_figure_text_is_at_least_9_px_where_the_page_shows_it(visits, page):
+    small, unmeasured = [], []
+    for figure in visits[page, "desktop"]["figures"]:
+        if not figure["src"].endswith(".png"):
+            continue
+        record = png_record(figure["src"])
+        name = Path(urlparse(figure["src"]).path).name[:12]
+        if record is None:
+            unmeasured.append(name)
+            continue
+        if record["smallest_pt"] is None:  # a picture with no text (a grid of digits)
+            continue
+        px = record["smallest_pt"] * record["dpi"] / 72 * figure["shown"] / record["width"]
+        if px < MIN_TEXT_PX:
+            small.append(f"{name}: {px:.1f} px ({figure['alt'][:50]})")
+    assert unmeasured == [], f"{page}: figures not drawn through lvm.plot's style (text size unknown): {unmeasured}"
+    assert small == [], f"{page}: figures whose smallest text is under {MIN_TEXT_PX:g} px at 1280 px: {small}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_legend_or_title_prints_a_tensor_or_array(visits, page):
+    found = []
+    for figure in visits[page, "desktop"]["figures"]:
+        record = png_record(figure["src"]) if figure["src"].endswith(".png") else None
+        found += [text for text in (record or {}).get("texts", []) if REPR.search(text)]
+    assert found == [], f"{page}: figure text that is a tensor or array repr: {found[:3]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_figure_opens_full_size_when_clicked(visits, page):
+    for figure in visits[page, "desktop"]["figures"]:
+        assert figure["link"] and urldefrag(figure["link"])[0] == figure["src"], (
+            f"{page}: {figure['src'][-30:]} is not a link to itself, so it cannot be opened full size")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_equation_output_or_code_is_wider_than_its_box_at_1280_px(visits, page):
+    too_wide = visits[page, "desktop"]["too_wide"]
+    assert too_wide == [], f"{page}: wider than their box at 1280 px: {too_wide[:8]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_on_a_phone_equation_numbers_clear_their_equations_and_scrolling_shows(visits, page):
+    visit = visits[page, "phone"]
+    assert visit["eqno_overlaps"] == [], f"{page} at 412 px: numbers over their equations: {visit['eqno_overlaps']}"
+    assert visit["hidden_scrollbars"] == [], (
+        f"{page} at 412 px: equations that scroll with no visible scrollbar: {visit['hidden_scrollbars'][:8]}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_punctuation_wraps_onto_its_own_line_after_inline_maths(visits, page):
+    for label, width in WIDTHS.items():
+        orphans = visits[page, label]["orphans"]
+        assert orphans == [], f"{page} at {width} px: punctuation alone at a line's start: {orphans[:5]}"
+
+
+SOLUTION_PAGES = [p for p in PAGES if (ROOT / f"{p}.ipynb").exists()
+                  and "{solution}" in (ROOT / f"{p}.ipynb").read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("page", SOLUTION_PAGES)
+def test_clicking_a_folded_solutions_title_opens_it_and_the_keyboard_can_too(server, browser, page):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        tab = context.new_page()
+        tab.goto(urljoin(server, f"{page}.html"), wait_until="load")
+        boxes = tab.query_selector_all("div.solution.dropdown")
+        assert boxes, f"{page}: no folded solution found"
+        failures = []
+        for box in boxes:
+            title = box.query_selector(".admonition-title")
+            target = title.query_selector("a") or title  # a link in the title is where a click goes wrong
+            before = tab.url
+            target.click()
+            tab.wait_for_timeout(150)
+            opened = box.evaluate(SOLUTION_OPEN_JS)
+            if not opened or tab.url != before:
+                failures.append(f"{box.get_attribute('id')}: opened={opened}, went to {tab.url[-40:]}")
+        assert failures == [], f"{page}: solution titles that do not open their solution: {failures[:5]}"
+        # The keyboard: Tab to a solution's button and press Enter; the same for a folded code cell.
+        tab.reload(wait_until="load")
+        box = tab.query_selector("div.solution.dropdown")
+        button = box.query_selector("button, [role=button], summary")
+        assert button is not None, f"{page}: a folded solution has no control to reach with the keyboard"
+        button.focus()
+        tab.keyboard.press("Enter")
+        tab.wait_for_timeout(150)
+        assert box.evaluate(SOLUTION_OPEN_JS), f"{page}: Enter on a folded solution's button does not open it"
+        summary = tab.query_selector("details.hide summary")
+        if summary is not None:
+            summary.focus()
+            tab.keyboard.press("Enter")
+            assert summary.evaluate("s => s.parentElement.open"), f"{page}: Enter does not open a folded cell"
+    finally:
+        context.close()
+
+
+SOLUTION_OPEN_JS = """box => [...box.children].filter(c => !c.classList.contains('admonition-title'))
+    .some(c => c.checkVisibility() && c.getBoundingClientRect().height > 0)"""
+
+
+def axe_violations(browser, url: str) -> list[str]:
+    """Serious and critical axe-core violations of one page, with every fold opened."""
+    if not AXE.exists():
+        pytest.fail(f"axe-core is missing at {AXE}: `npm install` it (CI does) or set LVM_AXE")
+    visit = PageVisit(browser, url, 1280)
+    try:
+        visit.page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+        results = visit.page.evaluate("""async () => {
+            const r = await axe.run(document, {resultTypes: ['violations']});
+            return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(' ')}`);
+        }""")
+    finally:
+        visit.close()
+    return results
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_axe_finds_no_serious_or_critical_violation_in_the_instructor_edition(server, browser, page):
+    found = axe_violations(browser, urljoin(server, f"{page}.html"))
+    assert found == [], f"{page}: {found}"
+
+
+@pytest.mark.student_site
+@pytest.mark.parametrize("page", PAGES)
+def test_axe_finds_no_serious_or_critical_violation_in_the_student_edition(student_server, browser, page):
+    found = axe_violations(browser, urljoin(student_server, f"{page}.html"))
+    assert found == [], f"{page} (student edition): {found}"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -291,3 +550,58 @@ def test_colab_link_opens_this_notebook(visits, page):
         match = COLAB.match(link)
         assert match, f"{page}: malformed Colab link {link}"
         assert match.groups() == (owner, repo, config["repository"]["branch"], f"{page}.ipynb"), link
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if (ROOT / f"{p}.ipynb").exists() and p != toc_pages()[0]])
+def test_an_open_in_colab_badge_sits_under_every_chapter_title(visits, page):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    owner, repo = urlparse(config["repository"]["url"]).path.strip("/").split("/")[:2]
+    for label, width in WIDTHS.items():
+        badge = visits[page, label]["colab_badge"]
+        assert badge is not None, f"{page}: no Open in Colab badge"
+        assert badge["visible"] and badge["text"] == "Open in Colab", f"{page} at {width} px: badge {badge}"
+        assert 0 <= badge["below_title"] < 80, f"{page} at {width} px: badge is not right under the title"
+        match = COLAB.match(badge["href"])
+        assert match and match.groups() == (owner, repo, config["repository"]["branch"], f"{page}.ipynb")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_pasted_link_previews_with_a_title_and_a_plain_text_description(page):
+    html_text = (SITE / f"{page}.html").read_text(encoding="utf-8")
+    meta = dict(re.findall(r'<meta (?:property|name)="([\w:]+)" content="([^"]*)"', html_text))
+    for key in ("og:title", "og:description", "og:url", "description"):
+        assert meta.get(key), f"{page}: no {key} metadata"
+    assert "\\" not in meta["description"] + meta["og:description"], f"{page}: TeX in the description"
+
+
+def test_bibliography_labels_read_like_the_citations_in_the_text():
+    bibliography = (SITE / "book" / "bibliography.html").read_text(encoding="utf-8")
+    labels = set(re.findall(r'class="label"><span class="fn-bracket">\[</span>([^<]+)<', bibliography))
+    assert len(labels) >= 20, "the bibliography lists its works with labels"
+    cited = set()
+    for page in PAGES:
+        page_html = (SITE / f"{page}.html").read_text(encoding="utf-8")
+        cited |= set(re.findall(r'<a class="reference internal" href="[^"]*bibliography\.html#id\d+"[^>]*>([^<]+)</a>',
+                                page_html))
+    assert len(cited) >= 20, f"the chapters cite works author-year; found {sorted(cited)[:5]}"
+    unmatched = sorted(c for c in cited if c not in labels)
+    assert unmatched == [], f"citations whose text is no bibliography label: {unmatched[:5]}"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if (ROOT / f"{p}.ipynb").exists()])
+def test_hovering_an_equation_or_figure_reference_previews_it(server, browser, page):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        tab = context.new_page()
+        tab.goto(urljoin(server, f"{page}.html"), wait_until="load")
+        links = tab.query_selector_all('article.bd-article a[href^="#equation-"], article.bd-article a[href^="#fig-"]')
+        if not links:  # a page that refers to no equation or figure of its own has nothing to preview
+            return
+        link = links[0]
+        link.scroll_into_view_if_needed()
+        link.hover()
+        tab.wait_for_selector("[data-tippy-root] .tippy-content", timeout=3000)
+        content = tab.evaluate("() => document.querySelector('[data-tippy-root] .tippy-content').innerHTML")
+        assert "mjx-container" in content or "<img" in content, f"{page}: the preview shows {content[:80]}"
+    finally:
+        context.close()

@@ -1,4 +1,4 @@
-"""Write the intersphinx inventories of Python, NumPy and PyTorch that the book links to, as small subsets.
+"""Write the intersphinx inventories of Python, Matplotlib, NumPy and PyTorch that the book links to, as small subsets.
 
 The API page (``book/api.md``) names ``torch.Tensor``, ``int``, ``os.PathLike`` and the like in the
 parameter and return types that autodoc takes from the annotations. With ``sphinx.ext.intersphinx`` those
@@ -62,6 +62,12 @@ INVENTORIES: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
         ("typing.Literal", "py:data", "library/typing.html#typing.Literal"),
         ("typing.Mapping", "py:class", "library/typing.html#typing.Mapping"),
         ("typing.Sequence", "py:class", "library/typing.html#typing.Sequence"),
+    ]),
+    "matplotlib": ("Matplotlib", "https://matplotlib.org/stable/", [
+        ("matplotlib.figure.Figure", "py:class", "api/_as_gen/matplotlib.figure.Figure.html#matplotlib.figure.Figure"),
+        ("matplotlib.figure.SubFigure", "py:class",
+         "api/_as_gen/matplotlib.figure.SubFigure.html#matplotlib.figure.SubFigure"),
+        ("matplotlib.axes.Axes", "py:class", "api/_as_gen/matplotlib.axes.Axes.html#matplotlib.axes.Axes"),
     ]),
     "numpy": ("NumPy", "https://numpy.org/doc/stable/", [
         ("numpy.ndarray", "py:class", "reference/generated/numpy.ndarray.html#numpy.ndarray"),
