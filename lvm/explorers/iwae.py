@@ -1,0 +1,171 @@
+"""The importance-weighted bound at K samples, on a model whose log p(x) is exact (chapter 7).
+
+:func:`iwae_explorer` has one slider, the number of importance samples K. For one data point x it shows the
+distribution, over many repeated draws, of the K-sample estimate log (1/K) Σ_k w_k of the bound L_K
+(eq. ``iwae``): a histogram of the estimates, their mean (the Monte Carlo estimate of L_K), the exact log p(x)
+and the ELBO (the mean at K = 1). As K grows the mean climbs towards log p(x) from below and the spread of
+the estimates shrinks. Every estimate is computed once, when the explorer is built, so moving the slider
+only redraws a histogram.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+from torch.distributions import Distribution
+
+from ..bounds import log_importance_weights
+from ..plot import COLORS
+from ..widgets import Explorer
+
+__all__ = ["DEFAULT_KS", "bound_estimates", "iwae_explorer", "iwae_weights", "repeated"]
+
+DEFAULT_KS = tuple(2**i for i in range(11))  # 1, 2, 4, ..., 1024
+
+
+def iwae_weights(model, x, q: Distribution, k_max: int, repeats: int = 200,
+                 seed: int = 0) -> torch.Tensor:
+    """``k_max`` log-weights for each of ``repeats`` independent runs on one point x, shape ``[k_max, repeats]``.
+
+    Column r holds log w_k = log p(x, z_k) − log q(z_k) for k_max fresh draws z_k ~ q, from
+    :func:`lvm.log_importance_weights` called on ``repeats`` copies of x after ``torch.manual_seed(seed)``
+    (the caller's random state is left alone). The first K rows of a column give one K-sample estimate of
+    L_K (:func:`bound_estimates`), independent of the other columns'.
+
+    Args:
+        model: a latent variable model.
+        x: one data point, shape ``[d_x]`` (or ``[1, d_x]``).
+        q: the proposal for that point, a distribution over z with batch shape ``[]`` or ``[1]``.
+        k_max: the largest number of samples K, a positive integer.
+        repeats: independent runs, at least 2.
+        seed: the seed of the draws, a non-negative integer.
+    """
+    k_max = _check_int(k_max, "k_max", 1)
+    repeats = _check_int(repeats, "repeats", 2)
+    seed = _check_int(seed, "seed", 0)
+    x_rep, q_rep = repeated(x, q, repeats)
+    devices = [x_rep.device.index or 0] if x_rep.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return log_importance_weights(model, x_rep, q_rep, k_max).cpu()
+
+
+def bound_estimates(log_w: torch.Tensor, k: int) -> torch.Tensor:
+    """log (1/K) Σ_{k ≤ K} w_k from the first K rows of ``[k_max, repeats]`` log-weights: ``[repeats]``."""
+    k = _check_int(k, "k", 1)
+    if k > log_w.shape[0]:
+        raise ValueError(f"k must be at most the {log_w.shape[0]} log-weights per run, got {k}")
+    return torch.logsumexp(log_w[:k], dim=0) - math.log(k)
+
+
+def repeated(x, q: Distribution, repeats: int) -> tuple[torch.Tensor, Distribution]:
+    """x as ``repeats`` identical rows ``[repeats, d_x]``, and q expanded to batch shape ``[repeats]``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a tensor holding one data point, got {type(x).__name__}")
+    if x.dim() == 2 and x.shape[0] == 1:
+        x = x[0]
+    if x.dim() != 1:
+        raise ValueError(f"x must be one data point, shape [d_x] or [1, d_x], got {list(x.shape)}")
+    if not isinstance(q, Distribution):
+        raise TypeError(f"q must be a torch Distribution over z, got {type(q).__name__}")
+    if tuple(q.batch_shape) not in ((), (1,)):
+        raise ValueError(f"q must be the proposal for one point, batch shape [] or [1], "
+                         f"got {list(q.batch_shape)}")
+    return x.expand(repeats, -1), q.expand(torch.Size([repeats]))
+
+
+def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int = 200,
+                  seed: int = 0, elbo=None) -> Explorer:
+    """A slider for K and, for one point x, the distribution of the K-sample bound over repeated runs.
+
+    The histogram shows ``repeats`` independent estimates log (1/K) Σ_k w_k, each from the first K of its
+    run's log-weights (:func:`iwae_weights`, drawn once, up to the largest K); a dashed line marks their mean,
+    the Monte Carlo estimate of L_K; a solid black line the exact log p(x); a dotted line the ELBO (exact if
+    given, otherwise the mean of the estimates at K = 1). The horizontal axis is the same for every K, so the
+    histogram visibly narrows and moves towards log p(x) as K grows. The title gives the mean minus log p(x)
+    and the estimates' standard deviation.
+
+    Args:
+        model, x, q, repeats, seed: as in :func:`iwae_weights`.
+        log_px: the exact log p(x) of the point, a finite number (e.g. from ``log_marginal`` of a
+            linear-Gaussian model).
+        ks: the slider's values of K, increasing positive integers.
+        elbo: the exact ELBO of the point, a finite number, if known (e.g. ``elbo_exact`` of a
+            linear-Gaussian model); ``None`` draws the mean of the estimates at K = 1 instead.
+
+    Returns:
+        An :class:`lvm.widgets.Explorer` with one control, ``k`` (a ``SelectionSlider`` over ``ks``). Its
+        attributes ``log_weights`` (``[max(ks), repeats]``) and ``estimates`` (``{K: [repeats]}``, with
+        K = 1 always included) hold what it draws.
+    """
+    import ipywidgets as widgets
+
+    ks = _check_ks(ks)
+    log_px = _check_number(log_px, "log_px")
+    log_w = iwae_weights(model, x, q, ks[-1], repeats, seed)
+    estimates = {k: bound_estimates(log_w, k) for k in sorted({1, *ks})}
+    elbo = float(estimates[1].mean()) if elbo is None else _check_number(elbo, "elbo")
+    everything = torch.cat(list(estimates.values()))
+    low = min(float(everything.min()), elbo)
+    high = max(float(everything.max()), log_px, elbo)
+    margin = 0.05 * (high - low) if high > low else 0.5
+    edges = torch.linspace(low - margin, high + margin, 41).tolist()
+
+    def draw(fig, k):
+        values = estimates[k]
+        mean, sd = float(values.mean()), float(values.std())
+        ax = fig.subplots()
+        counts, _, _ = ax.hist(values.numpy(), bins=edges, color=COLORS[0], alpha=0.6)
+        ax.axvline(log_px, color="black", lw=1.6, label="exact log p(x)")
+        ax.axvline(elbo, color=COLORS[1], ls=":", lw=2.2, label="ELBO")
+        ax.axvline(mean, color=COLORS[3], ls="--", lw=1.6, label="mean")
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_ylim(0, 1.05 * counts.max())
+        ax.set_xlabel(f"K-sample estimate, {len(values)} runs (nats)")
+        ax.set_ylabel("runs")
+        difference = f"{mean - log_px:+.3f}".replace("-", "\N{MINUS SIGN}")
+        ax.set_title(f"mean \N{MINUS SIGN} log p(x) = {difference}, sd {sd:.3f}", fontsize=9)
+        fig.legend(loc="outside lower center", ncols=3, handlelength=1.6, columnspacing=1.0)
+
+    slider = widgets.SelectionSlider(options=ks, value=ks[0], description="K")
+    explorer = Explorer(draw, {"k": slider}, figsize=(6.4, 3.4))
+    explorer.log_weights = log_w
+    explorer.estimates = estimates
+    return explorer
+
+
+def _check_ks(ks) -> list[int]:
+    try:
+        ks = list(ks)
+    except TypeError:
+        raise TypeError(f"ks must be a sequence of positive integers, got {type(ks).__name__}") from None
+    if not ks:
+        raise ValueError("ks must hold at least one number of samples K")
+    ks = [_check_int(k, "each K in ks", 1) for k in ks]
+    if any(b <= a for a, b in zip(ks, ks[1:])):
+        raise ValueError(f"ks must be strictly increasing, got {ks}")
+    return ks
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)  # ints and integer numpy or torch scalars, not floats
+    except TypeError:
+        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value}")
+    return value
+
+
+def _check_number(value, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be one number, got {type(value).__name__}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number

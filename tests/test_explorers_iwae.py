@@ -1,0 +1,148 @@
+"""lvm.explorers.iwae: the K-sample bound's distribution over repeated runs, on a model with an exact log p(x)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import matplotlib
+import pytest
+import torch
+from torch.distributions import Independent, Normal
+
+import lvm
+from lvm.explorers import iwae
+from tests.test_widgets import assert_control_changes_drawing
+
+matplotlib.use("Agg")
+
+REPEATS = 200
+KS = (1, 4, 16, 64)
+
+
+def small_model():
+    """A 3-d linear-Gaussian model with 2 latent dimensions, one point x, its exact log p(x) and ELBO, and a
+    deliberately mismatched diagonal q: one posterior standard deviation off the posterior mean in each
+    coordinate, and 0.8 times as wide (too narrow, as an ELBO-trained q tends to be)."""
+    generator = torch.Generator().manual_seed(3)
+    W = torch.randn(3, 2, generator=generator, dtype=torch.float64)
+    model = lvm.LinearGaussian(W, torch.zeros(3, dtype=torch.float64), 0.5)
+    x = torch.tensor([[1.0, -0.5, 2.0]], dtype=torch.float64)
+    with torch.no_grad():
+        posterior = model.posterior(x)
+        std = posterior.covariance_matrix[0].diagonal().sqrt()
+        q = Independent(Normal(posterior.mean + std, 0.8 * std), 1)  # batch [1]
+        log_px, elbo = model.log_marginal(x)[0], model.elbo_exact(x, q)[0]
+    return model, x, q, float(log_px), float(elbo)  # ELBO 1.10 nats below log p(x)
+
+
+def plotted(explorer, label: str) -> float:
+    """The position of the vertical line labelled ``label`` in the explorer's current figure."""
+    (ax,) = explorer.figure.axes
+    (line,) = [line for line in ax.lines if line.get_label() == label]
+    return float(line.get_xdata()[0])
+
+
+@pytest.fixture(scope="module")
+def built():
+    model, x, q, log_px, elbo = small_model()
+    start = time.perf_counter()
+    explorer = iwae.iwae_explorer(model, x, q, log_px, ks=KS, repeats=REPEATS, seed=0)
+    seconds = time.perf_counter() - start
+    return explorer, model, x, q, log_px, elbo, seconds
+
+
+def test_iwae_explorer_builds_fast_and_redraws_cheaply_on_its_slider(built):
+    explorer, *_, seconds = built
+    assert seconds < 5
+    assert list(explorer.controls) == ["k"] and explorer.controls["k"].options == KS
+    assert_control_changes_drawing(explorer, "k", 16)
+    assert_control_changes_drawing(explorer, "k", 1)
+    start = time.perf_counter()
+    explorer.controls["k"].value = 64
+    # A redraw is a histogram of precomputed numbers: about 0.05 s; drawing the log-weights again would
+    # take longer on the chapter's model, not on this small one, so this bounds only the redraw itself
+    # (generously, for a busy CI machine).
+    assert time.perf_counter() - start < 1.0
+
+
+def test_the_plotted_mean_is_lvms_bound_on_the_same_draws_and_lies_below_the_exact_log_px(built):
+    explorer, model, x, q, log_px, elbo, _ = built
+    # The same draws, made independently: R copies of x, lvm's log-weights after the explorer's seed.
+    x_rep, q_rep = x.expand(REPEATS, -1), q.expand(torch.Size([REPEATS]))
+    torch.manual_seed(0)
+    log_w = lvm.log_importance_weights(model, x_rep, q_rep, max(KS))  # [64, R]
+    assert torch.equal(explorer.log_weights, log_w)
+    torch.manual_seed(0)
+    bound = lvm.iwae_bound(model, x_rep, q_rep, max(KS))  # [R], streamed, on the same draws
+    means = {}
+    for k in KS:
+        explorer.controls["k"].value = k
+        shown = plotted(explorer, "mean")
+        # log of the mean weight, written out (weights here are near e^-4, no overflow): [R]
+        expected = log_w[:k].exp().mean(0).log().mean().item()
+        # Dropping the - log K would put it log K higher: 2.8 nats at K = 16.
+        assert shown == pytest.approx(expected, abs=1e-9)
+        if k == max(KS):
+            assert shown == pytest.approx(bound.mean().item(), abs=1e-9)
+        estimates = explorer.estimates[k]
+        se = estimates.std().item() / math.sqrt(REPEATS)
+        # A lower bound within Monte Carlo error (at K = 64, 0.03 below, one standard error); without the
+        # - log K it would lie 4.1 nats, over 100 standard errors, above log p(x).
+        assert shown < log_px + 3 * se
+        means[k] = shown
+        assert plotted(explorer, "exact log p(x)") == pytest.approx(log_px)
+    # The mismatched q leaves a gap at K = 1, the ELBO's: 1.05 nats (exactly 1.10), which larger K close
+    # (0.03 at K = 64). The mean of the log-weights in place of the log of their mean would stay at
+    # 1.05 for every K.
+    assert log_px - means[1] > 0.5
+    assert log_px - means[max(KS)] < 0.5 * (log_px - means[1])
+    # The spread shrinks, from 1.28 to 0.50 nats; estimates that took only the first log-weight of each
+    # run at every K would keep 1.28.
+    assert explorer.estimates[64].std() < 0.6 * explorer.estimates[1].std()
+
+
+def test_the_elbo_line_is_the_mean_at_k_1_or_the_exact_elbo_when_given(built):
+    explorer, model, x, q, log_px, elbo, _ = built
+    assert plotted(explorer, "ELBO") == pytest.approx(explorer.estimates[1].mean().item())
+    # 200 one-sample ELBOs average to the exact ELBO within Monte Carlo error (1.05 against 1.10 nats
+    # below log p(x), 0.6 standard errors); log-weights without their log p(z) would be 3.2 nats higher.
+    se = explorer.estimates[1].std().item() / math.sqrt(REPEATS)
+    assert abs(explorer.estimates[1].mean().item() - elbo) < 4 * se
+    exact = iwae.iwae_explorer(model, x, q, log_px, ks=(1, 8), repeats=10, elbo=elbo)
+    assert plotted(exact, "ELBO") == pytest.approx(elbo)
+
+
+def test_the_stand_in_titles_each_k_and_keeps_the_text_readable(built):
+    explorer, *_ = built
+    lvm.plot.use_course_style()
+    figure = explorer.stand_in([{"k": 1}, {"k": 64}], panel_size=(3.3, 2.6))
+    titles = [sub._suptitle.get_text() for sub in figure.subfigs]
+    assert titles == ["K = 1", "K = 64"]
+    figure.draw_without_rendering()
+    assert lvm.plot.figure_record(figure)["smallest_text_pt"] >= 9
+    matplotlib.pyplot.close(figure)
+
+
+@pytest.mark.parametrize("change, name", [
+    ({"ks": (4, 2)}, "ks"), ({"ks": (0, 2)}, "ks"), ({"ks": (1.5,)}, "ks"), ({"ks": ()}, "ks"),
+    ({"repeats": 1}, "repeats"), ({"seed": -1}, "seed"), ({"log_px": float("nan")}, "log_px"),
+    ({"log_px": "high"}, "log_px"), ({"elbo": float("inf")}, "elbo"),
+])
+def test_bad_arguments_are_refused_by_name(change, name):
+    model, x, q, log_px, _ = small_model()
+    arguments = {"ks": (1, 2), "repeats": 4, "seed": 0, "log_px": log_px, **change}
+    with pytest.raises((ValueError, TypeError), match=name):
+        iwae.iwae_explorer(model, x, q, **arguments)
+
+
+def test_x_and_q_must_describe_one_point():
+    model, x, q, log_px, _ = small_model()
+    two = torch.cat([x, x])
+    with pytest.raises(ValueError, match="x must be one data point"):
+        iwae.iwae_explorer(model, two, q, log_px, ks=(1, 2), repeats=4)
+    q_two = q.expand(torch.Size([2]))
+    with pytest.raises(ValueError, match="q must be the proposal for one point"):
+        iwae.iwae_explorer(model, x, q_two, log_px, ks=(1, 2), repeats=4)
+    with pytest.raises(ValueError, match="k must be at most"):
+        iwae.bound_estimates(torch.zeros(4, 3), 5)
