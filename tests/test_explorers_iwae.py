@@ -91,7 +91,7 @@ def test_the_plotted_mean_is_lvms_bound_on_the_same_draws_and_lies_below_the_exa
         # - log K it would lie 4.1 nats, over 100 standard errors, above log p(x).
         assert shown < log_px + 3 * se
         means[k] = shown
-        assert plotted(explorer, "exact log p(x)") == pytest.approx(log_px)
+        assert plotted(explorer, r"exact $\log p(\mathbf{x})$") == pytest.approx(log_px)
     # The mismatched q leaves a gap at K = 1, the ELBO's: 1.05 nats (exactly 1.10), which larger K close
     # (0.03 at K = 64). The mean of the log-weights in place of the log of their mean would stay at
     # 1.05 for every K.

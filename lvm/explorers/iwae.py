@@ -118,15 +118,17 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
         mean, sd = float(values.mean()), float(values.std())
         ax = fig.subplots()
         counts, _, _ = ax.hist(values.numpy(), bins=edges, color=COLORS[0], alpha=0.6)
-        ax.axvline(log_px, color="black", lw=1.6, label="exact log p(x)")
+        ax.axvline(log_px, color="black", lw=1.6, label=r"exact $\log p(\mathbf{x})$")
         ax.axvline(elbo, color=COLORS[1], ls=":", lw=2.2, label="ELBO")
         ax.axvline(mean, color=COLORS[3], ls="--", lw=1.6, label="mean")
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(0, 1.05 * counts.max())
-        ax.set_xlabel(f"K-sample estimate, {len(values)} runs (nats)")
+        ax.set_xlabel(f"$K$-sample estimate, {len(values)} runs (nats)")
         ax.set_ylabel("runs")
-        difference = f"{mean - log_px:+.3f}".replace("-", "\N{MINUS SIGN}")
-        ax.set_title(f"mean \N{MINUS SIGN} log p(x) = {difference}, sd {sd:.3f}", fontsize=9)
+        minus = "\N{MINUS SIGN}"
+        difference = f"{mean - log_px:+.3f}".replace("-", minus)
+        ax.set_title(f"mean {minus} " + r"$\log p(\mathbf{x})$" + f" = {difference}, sd {sd:.3f}",
+                     fontsize=9)
         fig.legend(loc="outside lower center", ncols=3, handlelength=1.6, columnspacing=1.0)
 
     slider = widgets.SelectionSlider(options=ks, value=ks[0], description="K")
