@@ -1,0 +1,129 @@
+"""Chapter 4's explorer: the ELBO, log p(x) and the gap it draws are those of an independent quadrature, and
+the densities it draws are q(z) = N(m, s²) and the posterior that quadrature gives."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+import lvm
+from lvm.explorers.elbo import elbo_gap_explorer
+from tests.test_widgets import assert_control_changes_drawing
+
+matplotlib.use("Agg")
+
+W, B, SIGMA = np.array([0.9, -1.3]), np.array([0.2, 0.1]), 0.8
+X = np.array([1.5, -0.5])
+# Steps of 1e-3, and wide enough for the widest q below, N(1.5, 2²): on [-12, 12] its tail, where log p(x, z)
+# falls like -2.3 z², would be missing and its ELBO 2.5e-5 too high.
+Z = np.linspace(-20.0, 20.0, 40001)
+
+
+def model() -> lvm.LinearGaussian:
+    return lvm.LinearGaussian(torch.tensor(W[:, None]), torch.tensor(B), SIGMA)
+
+
+def log_joint(z: np.ndarray) -> np.ndarray:
+    """log p(x, z) = log N(z | 0, 1) + log N(x | w z + b, σ² I), written out with numpy alone."""
+    residual = X[None, :] - z[:, None] * W[None, :] - B[None, :]
+    log_lik = -0.5 * len(X) * math.log(2 * math.pi * SIGMA**2) - 0.5 * (residual**2).sum(1) / SIGMA**2
+    return -0.5 * math.log(2 * math.pi) - 0.5 * z**2 + log_lik
+
+
+def by_quadrature(m: float, s: float) -> tuple[float, float, float]:
+    """(ELBO, log p(x), log p(x) − ELBO) of q = N(m, s²), by the trapezoid rule on Z: no lvm, no torch."""
+    lj = log_joint(Z)
+    top = lj.max()
+    log_px = top + math.log(np.trapezoid(np.exp(lj - top), Z))
+    log_q = -0.5 * math.log(2 * math.pi * s**2) - 0.5 * ((Z - m) / s) ** 2
+    elbo = float(np.trapezoid(np.exp(log_q) * (lj - log_q), Z))
+    return elbo, log_px, log_px - elbo
+
+
+def drawn(figure, gid: str):
+    (artist,) = [a for a in figure.findobj() if a.get_gid() == gid]
+    return artist
+
+
+def drawn_numbers(figure) -> tuple[float, float, float]:
+    """(ELBO, log p(x), KL) as the figure draws them: the markers' positions and the KL bar's extent."""
+    elbo = float(drawn(figure, "elbo").get_xdata()[0])
+    log_px = float(drawn(figure, "log_px").get_xdata()[0])
+    bar = drawn(figure, "kl")
+    assert bar.get_x() == pytest.approx(elbo, abs=1e-12)  # the bar starts at the ELBO ...
+    assert bar.get_x() + bar.get_width() == pytest.approx(log_px, abs=1e-9)  # ... and ends at log p(x)
+    return elbo, log_px, bar.get_width()
+
+
+def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature():
+    explorer = elbo_gap_explorer(model(), torch.tensor(X), m_range=(-2.5, 1.5), s_range=(0.02, 2.0))
+    assert set(explorer.controls) == {"m", "s"}
+    assert_control_changes_drawing(explorer, "m", -1.0)
+    assert_control_changes_drawing(explorer, "s", 0.3)
+    # A q far off (its ELBO 9.7 nats below log p(x), off the number line's left edge), a near miss, twice the
+    # posterior's standard deviation, and the posterior itself.
+    post_mean, post_std = _posterior_by_quadrature()
+    settings = [(1.5, 2.0), (0.0, 0.8), (post_mean, 2 * post_std), (post_mean, post_std)]
+    gaps = []
+    for m, s in settings:
+        explorer.controls["m"].value = m
+        explorer.controls["s"].value = s
+        elbo, log_px, gap = drawn_numbers(explorer.figure)
+        want_elbo, want_log_px, want_gap = by_quadrature(m, s)
+        # Quadrature and the exact values agree to 1e-9 here. A gap drawn as KL(p(z | x) || q) would be off by
+        # 0.49 to 8.6 nats at the first three settings; an ELBO without q's entropy, by 0.62 to 2.1 at all four.
+        assert elbo == pytest.approx(want_elbo, abs=1e-7)
+        assert log_px == pytest.approx(want_log_px, abs=1e-7)
+        assert gap == pytest.approx(want_gap, abs=1e-7)
+        # The numbers written beside the rows are the same, to the two decimals shown.
+        labels = [t.get_text() for t in explorer.figure.axes[1].get_yticklabels()]
+        written = [f"log p(x) {want_log_px:.2f}", f"ELBO {want_elbo:.2f}", f"KL {want_gap:.2f}"]
+        assert labels == [w.replace("-", "\u2212") for w in written]
+        gaps.append(gap)
+    # 9.72 and 1.44 nats off the posterior; at twice its standard deviation, whatever the model,
+    # (4 − 1 − log 4) / 2 = 0.807; at the posterior the gap closes.
+    assert gaps[0] > 9 and gaps[1] > 1
+    assert gaps[2] == pytest.approx(1.5 - math.log(2), abs=1e-6)
+    assert gaps[3] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_drawn_densities_are_q_and_the_posterior():
+    explorer = elbo_gap_explorer(model(), X, m_range=(-2.5, 1.5))
+    explorer.controls["m"].value = 0.4
+    explorer.controls["s"].value = 0.7
+    posterior_line, q_line = explorer.figure.axes[0].get_lines()[:2]
+    z = np.asarray(q_line.get_xdata(), dtype=float)
+    q = np.exp(-0.5 * ((z - 0.4) / 0.7) ** 2) / (0.7 * math.sqrt(2 * math.pi))
+    np.testing.assert_allclose(q_line.get_ydata(), q, rtol=1e-9, atol=1e-12)
+    # The posterior p(x, z) / p(x) by quadrature; a posterior with σ² M⁻¹ replaced by M⁻¹ would be off by 0.2.
+    _, log_px, _ = by_quadrature(0.0, 1.0)
+    np.testing.assert_allclose(posterior_line.get_ydata(), np.exp(log_joint(z) - log_px), rtol=1e-6, atol=1e-9)
+
+
+def test_bad_arguments_are_refused_with_their_names():
+    with pytest.raises(ValueError, match="model"):
+        elbo_gap_explorer(lvm.LinearGaussian(torch.randn(3, 2, dtype=torch.float64), torch.zeros(3), 0.5), X)
+    with pytest.raises(ValueError, match="model"):
+        elbo_gap_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [1.0, 1.0]), X)
+    with pytest.raises(ValueError, match="x must be one data point"):
+        elbo_gap_explorer(model(), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="x must be one data point"):
+        elbo_gap_explorer(model(), np.zeros(3))
+    with pytest.raises(ValueError, match="m_range"):
+        elbo_gap_explorer(model(), X, m_range=(1.0, -1.0))
+    with pytest.raises(ValueError, match="s_range"):
+        elbo_gap_explorer(model(), X, s_range=(0.0, 1.0))
+    with pytest.raises(ValueError, match="s_range"):
+        elbo_gap_explorer(model(), X, s_range="wide")
+
+
+def _posterior_by_quadrature() -> tuple[float, float]:
+    lj = log_joint(Z)
+    weights = np.exp(lj - lj.max())
+    weights /= np.trapezoid(weights, Z)
+    mean = float(np.trapezoid(weights * Z, Z))
+    return mean, math.sqrt(float(np.trapezoid(weights * (Z - mean) ** 2, Z)))
