@@ -72,8 +72,8 @@ def test_the_plotted_noised_marginal_is_the_histogram_of_noised_samples():
 
 def test_the_plotted_posterior_has_the_closed_form_mean_and_variance_and_the_reverse_step_is_bayes():
     noise = -0.7
-    explorer = diffusion_explorer(MIXTURE, steps=10, final=1e-3, noise=noise)
-    explorer.controls["x0"].value = 3.0
+    explorer = diffusion_explorer(MIXTURE, steps=10, final=1e-3, noise=noise, x0=3.0)
+    assert explorer.controls["x0"].value == 3.0
     explorer.controls["t"].value = 4
     bottom = explorer.figure.axes[1]
     alpha = 1e-3 ** (1 / 10)
@@ -109,6 +109,8 @@ def test_bad_arguments_are_refused_by_name():
         diffusion_explorer(MIXTURE, final=1.5)
     with pytest.raises(ValueError, match="x_range"):
         diffusion_explorer(MIXTURE, x_range=(2.0, -2.0))
+    with pytest.raises(ValueError, match="x0"):
+        diffusion_explorer(MIXTURE, x0=9.0)
     with pytest.raises(ValueError, match="noise"):
         diffusion_explorer(MIXTURE, noise=float("nan"))
     explorer = diffusion_explorer(MIXTURE, steps=5)
@@ -116,3 +118,17 @@ def test_bad_arguments_are_refused_by_name():
         explorer.draw(Figure(), t=6, x0=0.0)
     with pytest.raises(ValueError, match="x0"):
         explorer.draw(Figure(), t=2, x0=float("inf"))
+
+
+def test_the_two_steps_back_draw_closer_at_the_steps_the_chapter_shows():
+    # chapter 9's stand-in (x_0 = 3; t = 3, 6, 10) says the lower panel's two curves lie closer at each step
+    explorer = diffusion_explorer(MIXTURE, steps=10, final=1e-3, x0=3.0)
+    distances = []
+    for t in (3, 6, 10):
+        explorer.controls["t"].value = t
+        bottom = explorer.figure.axes[1]
+        x, given = curve(bottom, r"$q(x_{t-1} \mid x_t, x_0)$")
+        _, true = curve(bottom, r"$q(x_{t-1} \mid x_t)$")
+        distances.append(0.5 * np.trapezoid(np.abs(given - true), x))  # total variation
+    # 0.137, 0.110 and 0.035; not at every step (0.117 at t = 2, 0.144 at t = 4), so only these are claimed
+    assert distances[0] > distances[1] > distances[2]

@@ -47,7 +47,8 @@ def true_reverse_step(mixture: GaussianMixture, grid: torch.Tensor, xt: float, a
 
 
 def diffusion_explorer(mixture: GaussianMixture, steps: int = 10, final: float = 1e-3,
-                       x_range: tuple[float, float] = (-5.0, 5.0), noise: float = 1.0) -> Explorer:
+                       x_range: tuple[float, float] = (-5.0, 5.0), noise: float = 1.0,
+                       x0: float | None = None) -> Explorer:
     """Sliders for the step t (1..``steps``) and a clean point x_0; redraws, above, the noised marginal
     q(x_t) of data from the 1-D ``mixture`` with the data's density q(x_0) and N(0, 1), and below, for
     x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ``noise``, the encoder's one-step posterior q(x_{t−1} | x_t, x_0) (eq.
@@ -55,7 +56,7 @@ def diffusion_explorer(mixture: GaussianMixture, steps: int = 10, final: float =
 
     The schedule is :func:`lvm.diffusion.signal_schedule` (``steps``, ``final``): every step keeps the same
     fraction of the signal's variance, and ᾱ_T = ``final``. ``x_range`` is the plotted range, and the
-    x_0 slider's.
+    x_0 slider's; ``x0`` is where that slider starts (by default, the mean of the heaviest component).
     """
     import ipywidgets as widgets
 
@@ -77,11 +78,14 @@ def diffusion_explorer(mixture: GaussianMixture, steps: int = 10, final: float =
         tallest = max(float(data.max()), float(standard.max()),
                       *(float(diffusion.diffused_mixture(mixture, float(bar)).log_marginal(grid).exp().max())
                         for bar in bars))
-    start = min(max(float(mixture.means[mixture.weights.argmax()]), low), high)
+    if x0 is None:
+        x0 = min(max(float(mixture.means[mixture.weights.argmax()]), low), high)
+    elif not isinstance(x0, (int, float)) or not low <= x0 <= high:
+        raise ValueError(f"x0 must be a number within x_range {(low, high)}, got {x0!r}")
 
     controls = {
         "t": widgets.IntSlider(value=1, min=1, max=steps, step=1, description="step t"),
-        "x0": widgets.FloatSlider(value=round(start, 1), min=low, max=high, step=0.1,
+        "x0": widgets.FloatSlider(value=round(float(x0), 1), min=low, max=high, step=0.1,
                                   description="x₀"),
     }
 
