@@ -1,4 +1,4 @@
-"""The site's one Sphinx fix: every page loads each script once.
+"""The site's Sphinx fixes: every page loads each script once, and the bibliography's list is a valid list.
 
 sphinx-thebe adds its configuration as an inline script after the HTML builder has started; Sphinx 7.4 then
 keeps two copies (one registered under the name ``None``, one under ``''``), and the second declaration of
@@ -23,6 +23,16 @@ def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None
     context["script_files"] = kept
 
 
+def plain_citation_list(app, pagename, templatename, context, doctree) -> None:
+    """Sphinx marks the bibliography ``role="list"`` but its entries ``role="doc-biblioentry"``, which is not
+    a list item: screen readers (and axe-core, as a critical error) then find an empty list. Without the role
+    it is a plain container of bibliography entries."""
+    body = context.get("body")
+    if body and 'role="list" class="citation-list"' in body:
+        context["body"] = body.replace('<div role="list" class="citation-list">', '<div class="citation-list">')
+
+
 def setup(app):
     app.connect("html-page-context", drop_repeated_scripts)
+    app.connect("html-page-context", plain_citation_list)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
