@@ -1,0 +1,116 @@
+"""Chapter 6: walk the latent plane of a VAE with two latent dimensions and see what its decoder draws there.
+
+:func:`latent_space_explorer` has two sliders, ``z1`` and ``z2``, that pick a point of the latent plane. Its
+figure shows, on the left, the plane with the codes (the means of the encoder's q) of some images, coloured and
+marked by digit, and the chosen point ringed; on the right, the decoder's mean image at that point. The codes
+are computed once, when the explorer is built; each redraw decodes the one chosen point.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from ..plot import plot_digit_scatter
+from ..widgets import Explorer
+
+__all__ = ["latent_space_explorer", "decoded_mean"]
+
+
+def decoded_mean(model, z1: float, z2: float) -> torch.Tensor:
+    """The decoder's mean image at the latent point (z1, z2): ``model.decode`` of it, on the CPU, ``[x_dim]``."""
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
+    z = torch.tensor([[float(z1), float(z2)]], dtype=dtype, device=device)
+    with torch.no_grad():
+        return model.decode(z)[0].detach().cpu()
+
+
+def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
+                          z_range: tuple[float, float] | None = None, step: float = 0.1,
+                          max_codes: int = 2_000, image_shape: Sequence[int] = (28, 28),
+                          start: tuple[float, float] = (0.0, 0.0)) -> Explorer:
+    """Sliders z1, z2 over the latent plane of ``model``; shows the codes of ``x`` and the decoded mean at (z1, z2).
+
+    Args:
+        model: a VAE with a two-dimensional latent space (``model.z_dim == 2``), e.g. ``lvm.VAE(784, 2)``, with
+            ``encode(x)`` (a distribution whose ``mean`` is the code) and ``decode(z)`` (the mean image).
+        x: images ``[n, x_dim]`` whose codes are drawn (only the first ``max_codes``, to keep redraws cheap).
+        labels: their digits ``[n]``, for the colours and markers of :func:`lvm.plot.plot_digit_scatter`.
+        z_range: the range (low, high) of both sliders and of both axes of the plane; ``None`` takes
+            (-m, m), with m the largest absolute coordinate of the codes drawn, rounded up to an integer.
+        step: the sliders' step.
+        max_codes: at most this many codes are drawn.
+        image_shape: the shape in which the decoder's ``x_dim`` outputs are shown.
+        start: the sliders' first values.
+
+    The image is drawn in grey levels from 0 (white) to 1 (black), the range of a Bernoulli decoder's means.
+    """
+    import ipywidgets as widgets
+
+    z_dim = getattr(model, "z_dim", None)
+    if not (hasattr(model, "encode") and hasattr(model, "decode")):
+        raise TypeError(f"model must be a VAE with encode and decode methods, got {type(model).__name__}")
+    if z_dim != 2:
+        raise ValueError(f"model must have a two-dimensional latent space (z_dim = 2), got z_dim = {z_dim}")
+    x = torch.as_tensor(x)
+    labels = torch.as_tensor(labels)
+    if x.ndim != 2:
+        raise ValueError(f"x must be a batch of flattened images [n, x_dim], got shape {tuple(x.shape)}")
+    x_dim = getattr(model, "x_dim", x.shape[1])
+    if x.shape[1] != x_dim:
+        raise ValueError(f"x must have {x_dim} columns, the model's x_dim, got shape {tuple(x.shape)}")
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"labels must have shape [{x.shape[0]}], one digit per image, got {tuple(labels.shape)}")
+    image_shape = tuple(int(side) for side in image_shape)
+    if math.prod(image_shape) != x_dim:
+        raise ValueError(f"image_shape must hold x_dim = {x_dim} pixels, got {image_shape}")
+    if z_range is not None:
+        lo, hi = (float(value) for value in z_range)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"z_range must be two finite numbers (low, high) with low < high, got {z_range!r}")
+    if isinstance(max_codes, bool) or not isinstance(max_codes, int) or max_codes < 1:
+        raise ValueError(f"max_codes must be a positive integer, got {max_codes!r}")
+
+    # The expensive part, once: the codes (the means of q) of the images shown on the plane.
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else x.dtype
+    shown = x[:max_codes].to(device=device, dtype=dtype)
+    with torch.no_grad():
+        codes = model.encode(shown).mean.detach().cpu()
+    code_labels = labels[:max_codes].cpu()
+    if z_range is None:
+        edge = float(codes.abs().max())
+        if not math.isfinite(edge):
+            raise ValueError("the model encodes x to codes that are not finite; pass z_range explicitly")
+        hi = float(max(1, math.ceil(edge)))
+        lo = -hi
+    if not (isinstance(step, (int, float)) and 0 < step <= hi - lo):
+        raise ValueError(f"step must be a number in (0, {hi - lo:g}], got {step!r}")
+    if len(start) != 2 or not all(lo <= float(value) <= hi for value in start):
+        raise ValueError(f"start must be a point (z1, z2) inside the range ({lo:g}, {hi:g}), got {start!r}")
+
+    controls = {name: widgets.FloatSlider(value=float(value), min=lo, max=hi, step=step, description=name,
+                                          continuous_update=False)
+                for name, value in zip(("z1", "z2"), start)}
+
+    def draw(fig, z1, z2):
+        plane, picture = fig.subplots(1, 2, width_ratios=(1.2, 1))
+        plot_digit_scatter(codes, code_labels, ax=plane, s=4, alpha=0.5)
+        plane.plot([z1], [z2], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
+                   markeredgecolor="black", markeredgewidth=2, label="chosen point")
+        plane.set_xlim(lo, hi)
+        plane.set_ylim(lo, hi)
+        plane.set_aspect("equal")
+        plane.set_xlabel("$z_1$")
+        plane.set_ylabel("$z_2$")
+        image = decoded_mean(model, z1, z2).reshape(image_shape)
+        picture.imshow(image.float().numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        picture.set_axis_off()
+        picture.set_title("decoded mean")
+
+    return Explorer(draw, controls, figsize=(6.4, 3.3))
