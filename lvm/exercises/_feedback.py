@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import textwrap
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -37,6 +38,11 @@ class ExerciseFeedback(AssertionError):
                 text = "".join(traceback.format_list(frames) + traceback.format_exception_only(type(cause), cause))
                 lines += ["Your function raised this error:", *text.rstrip("\n").split("\n"), ""]
         return lines + [f"{type(self).__name__}: {self}"]
+
+
+def _passed(message: str) -> None:
+    """Print a check's success, wrapped to the width a notebook's output box shows (76 characters)."""
+    print("\n".join(textwrap.fill(line, width=76, subsequent_indent="  ") for line in message.split("\n")))
 
 
 def _start(fn: Callable, seed: int, n_trials: int = 1) -> tuple[int, torch.Generator]:

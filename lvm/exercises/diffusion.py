@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from ._feedback import ExerciseFeedback, _close, _invoke, _pair, _sizes_hint, _start
+from ._feedback import ExerciseFeedback, _close, _invoke, _pair, _passed, _sizes_hint, _start
 
 __all__ = ["check_forward_marginal"]
 
@@ -65,4 +65,4 @@ def check_forward_marginal(fn: Callable, n_trials: int = 10, seed: int = 10) -> 
         raise ExerciseFeedback(f"Wrong values for alphas = {alphas.tolist()}: expected scale "
                                f"{want_scale.tolist()} and variance {want_variance.tolist()}."
                                + _sizes_hint(right_for, f"T = {steps}"))
-    print(f"✓ forward_marginal agrees with lvm on {n_trials} schedules.")
+    _passed(f"✓ forward_marginal agrees with lvm on {n_trials} schedules.")

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch.distributions import kl_divergence
 
-from ._feedback import ExerciseFeedback, _call, _close, _invoke, _start, _tensor
+from ._feedback import ExerciseFeedback, _call, _close, _invoke, _passed, _start, _tensor
 
 __all__ = ["check_gaussian_kl"]
 
@@ -98,7 +98,7 @@ def check_gaussian_kl(fn: Callable, n_trials: int = 20, seed: int = 4) -> None:
         unit = max(unit, torch.finfo(out.dtype).eps)
     if not torch.allclose(same, torch.zeros_like(same), atol=16 * mu_q.shape[-1] * unit):
         raise ExerciseFeedback(f"KL(q ‖ q) must be 0, you returned {same.tolist()}.")
-    print(f"✓ gaussian_kl agrees with torch on {n_trials} random pairs of diagonal Gaussians.")
+    _passed(f"✓ gaussian_kl agrees with torch on {n_trials} random pairs of diagonal Gaussians.")
 
 
 # --- chapter 5: gradients of expectations --------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
-from ._feedback import ExerciseFeedback, _close, _invoke, _start, _tensor
+from ._feedback import ExerciseFeedback, _close, _invoke, _passed, _start, _tensor
 
 __all__ = ["check_log_mean_exp_stream"]
 
@@ -159,8 +159,8 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
     _check_later_chunk_far_above(fn)
     _check_scales(fn, gen)
     _check_streaming(fn, gen)
-    print(f"✓ log_mean_exp_stream agrees with lvm on {n_trials} streams, holds one chunk at a time, and is right "
-          "at e^-800 and across scales.")
+    _passed(f"✓ log_mean_exp_stream agrees with lvm on {n_trials} streams, holds one chunk at a time, and is right "
+            "at e^-800 and across scales.")
 
 
 class _Watch(TorchFunctionMode):

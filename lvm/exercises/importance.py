@@ -9,7 +9,7 @@ import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
 from ..models.linear import LinearGaussian
-from ._feedback import ExerciseFeedback, _close, _invoke, _start, _tensor
+from ._feedback import ExerciseFeedback, _close, _invoke, _passed, _start, _tensor
 
 __all__ = ["check_importance_estimate"]
 
@@ -49,8 +49,8 @@ def check_importance_estimate(fn: Callable, seed: int = 3) -> None:
     _check_broad_proposal(fn, gen, seed)
     _check_high_dimension(fn, gen, seed)
     _check_high_dimension_broad(fn, gen, seed)
-    print("✓ importance_estimate is exact with the posterior as proposal,\n"
-          "  within six standard errors with a broad one, uses n_samples draws, and is right at D = 784.")
+    _passed("✓ importance_estimate is exact with the posterior as proposal,\n"
+            "  within six standard errors with a broad one, uses n_samples draws, and is right at D = 784.")
 
 
 def _diagnose_averaging(got: torch.Tensor, exact: torch.Tensor, n_samples: int) -> None:

@@ -8,7 +8,7 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from ..models.linear import LinearGaussian
-from ._feedback import ExerciseFeedback, _close, _invoke, _pair, _sizes_hint, _start
+from ._feedback import ExerciseFeedback, _close, _invoke, _pair, _passed, _sizes_hint, _start
 
 __all__ = ["check_ppca_posterior"]
 
@@ -64,7 +64,7 @@ def check_ppca_posterior(fn: Callable, n_trials: int = 10, seed: int = 2) -> Non
         _diagnose_ppca_mean(mean, want_mean, x, W, b, sigma, _sizes_hint(right_for, sizes))
         _diagnose_ppca_cov(cov, want_cov, W, sigma, n, _sizes_hint(right_for, sizes))
         right_for.add(sizes)
-    print(f"✓ ppca_posterior agrees with lvm.LinearGaussian.posterior on {n_trials} random models.")
+    _passed(f"✓ ppca_posterior agrees with lvm.LinearGaussian.posterior on {n_trials} random models.")
 
 
 def _diagnose_ppca_mean(mean, want, x, W, b, sigma, sizes_hint) -> None:

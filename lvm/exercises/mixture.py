@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from ..models.mixture import GaussianMixture
-from ._feedback import ExerciseFeedback, _call, _close, _sizes_hint, _start
+from ._feedback import ExerciseFeedback, _call, _close, _passed, _sizes_hint, _start
 
 __all__ = ["check_mixture_log_density", "check_responsibilities"]
 
@@ -55,7 +55,7 @@ def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -
         _diagnose_log_density(got, want, model, x, right_for)
     _check_far_tail(fn)
     _check_far_beside_near(fn)
-    print(f"✓ mixture_log_density: right on {n_trials} random mixtures and far out in the tails.")
+    _passed(f"✓ mixture_log_density: right on {n_trials} random mixtures and far out in the tails.")
 
 
 def _log_density_shape(got: torch.Tensor, want: torch.Tensor, k: int) -> str:
@@ -205,7 +205,7 @@ def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> N
         _diagnose_responsibilities(got, want, model, x, right_for)
     _check_far_responsibilities(fn)
     _check_far_responsibilities_beside_near(fn)
-    print(f"✓ responsibilities: right on {n_trials} random mixtures and far away.")
+    _passed(f"✓ responsibilities: right on {n_trials} random mixtures and far away.")
 
 
 def _diagnose_responsibilities(got, want, model, x, right_for) -> None:

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from ._feedback import ExerciseFeedback, _call, _close, _invoke, _start, _tensor
+from ._feedback import ExerciseFeedback, _call, _close, _invoke, _passed, _start, _tensor
 
 __all__ = ["check_vae_loss"]
 
@@ -71,8 +71,8 @@ def check_vae_loss(fn: Callable, n_trials: int = 10, seed: int = 7) -> None:
     _check_confident_decoder_float32(fn)
     if gradient_problem is not None:
         raise gradient_problem
-    print(f"✓ vae_loss agrees with lvm on {n_trials} random batches and on confident decoders in float64 and "
-          "float32.")
+    _passed(f"✓ vae_loss agrees with lvm on {n_trials} random batches and on confident decoders in float64 and "
+            "float32.")
 
 
 _LOGITS_NOT_PROBABILITIES = (
