@@ -9,7 +9,7 @@ estimate h'(z) = 2z (eq. ``reparam-gradient``), each over many repeated draws, w
 dotted line. Each panel's title gives the variance of the averages it plots and its exact value, the
 per-sample variance of eq. ``variance-vs-sigma`` divided by S (:func:`exact_variance`).
 
-The draws come from :func:`lvm.score_function_gradients` and :func:`lvm.reparameterised_gradients`, for
+The draws come from :func:`lvm.gradients.score_function_gradients` and :func:`lvm.gradients.reparameterised_gradients`, for
 ``repeats`` copies of (μ, σ) at once; both estimators use the same noise ε. A setting's draws are computed the
 first time it is shown (a few milliseconds) and kept, so a redraw only draws two histograms.
 """
@@ -61,8 +61,8 @@ def estimator_draws(mu: float, sigma: float, n_samples: int, baseline: str = "no
     """``repeats`` independent S-sample averages of each estimate of ∂/∂μ E_q[z²], q = N(mu, sigma²).
 
     Returns ``{"score function": [repeats], "reparameterised": [repeats]}`` (float64). The per-sample
-    estimates come from :func:`lvm.score_function_gradients` (with ``baseline=mu² + sigma²`` when
-    ``baseline`` is ``"E[h]"``) and :func:`lvm.reparameterised_gradients`, called on ``repeats`` copies of
+    estimates come from :func:`lvm.gradients.score_function_gradients` (with ``baseline=mu² + sigma²`` when
+    ``baseline`` is ``"E[h]"``) and :func:`lvm.gradients.reparameterised_gradients`, called on ``repeats`` copies of
     (mu, sigma) with ``n_samples`` draws each and the same integer ``seed``, so the two estimators see the same
     noise ε, and so do the score function with and without its baseline.
     """

@@ -30,7 +30,7 @@ def iwae_weights(model, x, q: Distribution, k_max: int, repeats: int = 200,
     """``k_max`` log-weights for each of ``repeats`` independent runs on one point x, shape ``[k_max, repeats]``.
 
     Column r holds log w_k = log p(x, z_k) − log q(z_k) for k_max fresh draws z_k ~ q, from
-    :func:`lvm.log_importance_weights` called on ``repeats`` copies of x after ``torch.manual_seed(seed)``
+    :func:`lvm.bounds.log_importance_weights` called on ``repeats`` copies of x after ``torch.manual_seed(seed)``
     (the caller's random state is left alone). The first K rows of a column give one K-sample estimate of
     L_K (:func:`bound_estimates`), independent of the other columns'.
 
