@@ -1,0 +1,86 @@
+"""Chapter 8's explorer: the image it shows is the decoder's mean at code + η · vector."""
+
+from __future__ import annotations
+
+import time
+
+import matplotlib
+import pytest
+import torch
+
+import lvm
+from lvm.explorers.diagnosing import attribute_explorer
+from tests.test_widgets import assert_control_changes_drawing
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture
+def setting():
+    torch.manual_seed(0)
+    model = lvm.VAE(784, 4, hidden=(32,)).eval()  # untrained and small: the test is of the drawing
+    codes = torch.randn(5, 4)
+    vector = 2 * torch.randn(4)
+    images = (torch.rand(5, 784) < 0.2).float()
+    return model, codes, vector, images
+
+
+def test_the_shown_image_is_the_decoders_mean_at_the_code_plus_the_step_times_the_vector(setting):
+    model, codes, vector, images = setting
+    explorer = attribute_explorer(model, codes, vector, images=images)
+    assert_control_changes_drawing(explorer, "strength", 2.0)
+    assert_control_changes_drawing(explorer, "image", 3)
+    original, shown, along = explorer.figure.axes
+    with torch.no_grad():
+        expected = model.decode(codes[3] + 2.0 * vector)
+    # A step along -vector, or the code of image 0, would differ from this by more than 0.01 somewhere.
+    assert torch.allclose(torch.as_tensor(shown.images[0].get_array()), expected.reshape(28, 28),
+                          atol=1e-6)
+    assert not torch.allclose(expected, model.decode(codes[3] - 2.0 * vector).detach(), atol=1e-2)
+    assert torch.equal(torch.as_tensor(original.images[0].get_array()), images[3].reshape(28, 28))
+    # The marked point is (η, ink of that image); the title prints the same ink, to three decimals.
+    marker = along.lines[-1]
+    assert marker.get_xdata()[0] == 2.0
+    assert marker.get_ydata()[0] == pytest.approx(float(expected.mean()), abs=1e-6)
+    assert along.get_title() == f"ink {float(expected.mean()):.3f}"
+    # The curve along η is decoded in one batch; at η = 2 it passes through the marked point.
+    curve = along.lines[-2]
+    at_two = list(curve.get_xdata()).index(2.0)
+    assert curve.get_ydata()[at_two] == pytest.approx(float(expected.mean()), abs=1e-5)
+    # The dotted line is the input image's own ink.
+    assert along.lines[0].get_ydata()[0] == pytest.approx(float(images[3].mean()))
+
+
+def test_a_redraw_is_cheap_and_the_stand_in_titles_each_setting(setting):
+    model, codes, vector, _ = setting
+    explorer = attribute_explorer(model, codes, vector, strengths=(-2.0, 2.0), step=0.5)
+    assert len(explorer.figure.axes) == 2  # no images: the decoded image and the curve
+    start = time.perf_counter()
+    explorer.controls["strength"].value = 1.5
+    explorer.figure.canvas.draw()
+    assert time.perf_counter() - start < 2.0  # well under 0.3 s on a laptop; room for a busy CI machine
+    stand_in = explorer.stand_in([{"strength": -2.0, "image": 1}, {"strength": 2.0, "image": 1}])
+    titles = [sub._suptitle.get_text() for sub in stand_in.subfigs if sub.get_visible()]
+    assert titles == ["η = -2, image = 1", "η = 2, image = 1"]
+    with torch.no_grad():
+        far = model.decode(codes[1] + 2.0 * vector).reshape(28, 28)
+    assert torch.allclose(torch.as_tensor(stand_in.subfigs[1].axes[0].images[0].get_array()), far,
+                          atol=1e-6)
+
+
+def test_bad_arguments_are_named(setting):
+    model, codes, vector, images = setting
+    with pytest.raises(TypeError, match="model"):
+        attribute_explorer(object(), codes, vector)
+    with pytest.raises(ValueError, match="codes"):
+        attribute_explorer(model, codes[0], vector)
+    with pytest.raises(ValueError, match="vector"):
+        attribute_explorer(model, codes, vector[:3])
+    with pytest.raises(ValueError, match="images"):
+        attribute_explorer(model, codes, vector, images=images[:4])
+    with pytest.raises(ValueError, match="strengths"):
+        attribute_explorer(model, codes, vector, strengths=(1.0, -1.0))
+    with pytest.raises(ValueError, match="step"):
+        attribute_explorer(model, codes, vector, step=0.0)
+    with pytest.raises(ValueError, match="shape"):
+        attribute_explorer(model, codes, vector, shape=(20, 20))
