@@ -1,9 +1,10 @@
 """Chapter 8's explorer: how far to move a code along an attribute vector, and what the decoder makes of it.
 
-:func:`attribute_explorer` decodes :math:`\\bm{\\mu}(\\bm{x}) + \\eta\\,\\bm{e}` for one image's code and a
-step :math:`\\eta` on a slider, and plots the attribute (by default the ink, the mean pixel) of the decoded
-image along the whole range of :math:`\\eta`. The codes are computed once, by the caller; a redraw decodes
-one code, and each image's curve is decoded once, the first time the image is shown.
+:func:`attribute_explorer` decodes μ(x) + η e, the code of one image moved by a step η (a slider) along an
+attribute vector e, and plots the attribute of the decoded image (by default its ink, the mean pixel,
+:func:`ink`) along the whole range of η. It returns an :class:`lvm.widgets.Explorer`. The codes are computed
+once, by the caller; a redraw decodes one code, and each image's curve is decoded once, the first time the
+image is shown.
 """
 
 from __future__ import annotations
