@@ -27,7 +27,7 @@ from .models.mixture import GaussianMixture
 
 __all__ = ["COLORS", "DIGIT_COLORS", "DIGIT_MARKERS", "MIN_TEXT_PT", "component_colors", "figure_record",
            "plot_digit_scatter", "plot_history", "plot_image_grid", "plot_mixture", "plot_responsibilities",
-           "plot_samples_vs_density", "render_png", "use_course_style"]
+           "plot_samples_vs_density", "render_png", "spread_apart", "use_course_style"]
 
 # Okabe & Ito's palette, the usual colour-blind-safe choice for up to eight series (black is the eighth).
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -116,9 +116,14 @@ def use_course_style() -> None:
     formatter.for_type(Figure, render_png)
 
 
-def plot_digit_scatter(z, labels, ax=None, s: float = 6.0, alpha: float = 0.6, label_digits: bool = True):
-    """Codes ``z`` ([n, 2]) coloured and marked by their digit ``labels`` ([n]), each digit written at the
-    median of its cloud: readable without telling ten colours apart."""
+def plot_digit_scatter(z, labels, ax=None, s: float = 12.0, alpha: float = 0.5, label_digits: bool = True):
+    """Codes ``z`` ([n, 2]) coloured and marked by their digit ``labels`` ([n]), each digit written near the
+    median of its cloud: readable without telling ten colours apart.
+
+    The markers' shapes can be told apart from about ``s = 10`` (points²) on the site; smaller, the clouds differ
+    by colour alone. Digits whose medians lie close together are pushed apart, each joined to its median by a
+    thin line, so that no numeral hides another.
+    """
     ax = ax or plt.gca()
     z = torch.as_tensor(z).detach().cpu().float().numpy()
     labels = torch.as_tensor(labels).detach().cpu().numpy()
@@ -128,16 +133,48 @@ def plot_digit_scatter(z, labels, ax=None, s: float = 6.0, alpha: float = 0.6, l
         raise ValueError(f"labels must have shape [{z.shape[0]}], got {tuple(labels.shape)}")
     import matplotlib.patheffects as effects
 
-    for digit in np.unique(labels):
+    digits = [int(d) for d in np.unique(labels)]
+    medians = []
+    for digit in digits:
         points = z[labels == digit]
-        ax.scatter(points[:, 0], points[:, 1], s=s, alpha=alpha, color=DIGIT_COLORS[int(digit) % 10],
-                   marker=DIGIT_MARKERS[int(digit) % 10], linewidths=0, label=str(int(digit)))
-        if label_digits:
-            cx, cy = np.median(points, axis=0)
-            ax.text(cx, cy, str(int(digit)), fontsize=12, fontweight="bold", ha="center", va="center",
-                    color=DIGIT_COLORS[int(digit) % 10],
+        ax.scatter(points[:, 0], points[:, 1], s=s, alpha=alpha, color=DIGIT_COLORS[digit % 10],
+                   marker=DIGIT_MARKERS[digit % 10], linewidths=0, label=str(digit))
+        medians.append(np.median(points, axis=0))
+    if label_digits and digits:
+        medians = np.array(medians)
+        spread = np.ptp(z, axis=0)
+        spread[spread == 0] = 1.0
+        placed = spread_apart(medians / spread, min_distance=0.07) * spread
+        for digit, median, spot in zip(digits, medians, placed):
+            if np.hypot(*((spot - median) / spread)) > 0.01:
+                ax.plot([median[0], spot[0]], [median[1], spot[1]], color="0.3", lw=0.8)
+            ax.text(spot[0], spot[1], str(digit), fontsize=12, fontweight="bold", ha="center", va="center",
+                    color=DIGIT_COLORS[digit % 10],
                     path_effects=[effects.withStroke(linewidth=3, foreground="white")])
     return ax
+
+
+def spread_apart(points: np.ndarray, min_distance: float, steps: int = 200) -> np.ndarray:
+    """``points`` ([k, 2]) moved as little as needed for every pair to be at least ``min_distance`` apart."""
+    placed = np.array(points, dtype=float)
+    rng = np.random.default_rng(0)  # only to separate points that start at the same place
+    for _ in range(steps):
+        moved = False
+        for i in range(len(placed)):
+            for j in range(i + 1, len(placed)):
+                gap = placed[j] - placed[i]
+                distance = np.hypot(*gap)
+                if distance >= min_distance:
+                    continue
+                direction = gap / distance if distance > 0 else rng.normal(size=2)
+                direction /= np.hypot(*direction)
+                push = (min_distance - distance) / 2 + 1e-6
+                placed[i] -= push * direction
+                placed[j] += push * direction
+                moved = True
+        if not moved:
+            break
+    return placed
 
 
 def _grid_for(model: GaussianMixture, x_range: tuple[float, float] | None, n: int = 600) -> torch.Tensor:
