@@ -115,8 +115,13 @@ class Explorer:
 
 
 def _format(value) -> str:
+    """A control's value as a panel title writes it: numbers with a true minus sign, as tick labels have."""
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:g}".replace("-", "\u2212")
+    if isinstance(value, int):
+        return str(value).replace("-", "\u2212")
     return str(value)
 
 

@@ -61,7 +61,7 @@ def test_a_redraw_is_cheap_and_the_stand_in_titles_each_setting(setting):
     assert time.perf_counter() - start < 2.0  # well under 0.3 s on a laptop; room for a busy CI machine
     stand_in = explorer.stand_in([{"strength": -2.0, "image": 1}, {"strength": 2.0, "image": 1}])
     titles = [sub._suptitle.get_text() for sub in stand_in.subfigs if sub.get_visible()]
-    assert titles == ["η = -2, image = 1", "η = 2, image = 1"]
+    assert titles == ["η = \u22122, image = 1", "η = 2, image = 1"]
     with torch.no_grad():
         far = model.decode(codes[1] + 2.0 * vector).reshape(28, 28)
     assert torch.allclose(torch.as_tensor(stand_in.subfigs[1].axes[0].images[0].get_array()), far,

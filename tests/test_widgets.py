@@ -47,7 +47,7 @@ def test_an_explorer_redraws_when_a_control_moves_and_its_stand_in_titles_each_s
     assert explorer.figure.axes[0].lines[0].get_ydata()[1] == -2.0
     stand_in = explorer.stand_in([{"slope": -1.0}, {"slope": 0.5}, {"slope": 2.0}])
     titles = [sub._suptitle.get_text() for sub in stand_in.subfigs if sub.get_visible()]
-    assert titles == ["slope = -1", "slope = 0.5", "slope = 2"]
+    assert titles == ["slope = \u22121", "slope = 0.5", "slope = 2"]  # a true minus, as on the ticks
     assert [sub.axes[0].lines[0].get_ydata()[1] for sub in stand_in.subfigs[:3]] == [-1.0, 0.5, 2.0]
 
 
