@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Independent, Normal
@@ -79,7 +81,7 @@ def test_the_plotted_mean_is_lvms_bound_on_the_same_draws_and_lies_below_the_exa
     for k in KS:
         explorer.controls["k"].value = k
         shown = plotted(explorer, "mean")
-        # log of the mean weight, written out (weights here are near e^-4, no overflow): [R]
+        # log of the mean weight, written out (weights here are near e^-8, no overflow): [R]
         expected = log_w[:k].exp().mean(0).log().mean().item()
         # Dropping the - log K would put it log K higher: 2.8 nats at K = 16.
         assert shown == pytest.approx(expected, abs=1e-9)
@@ -93,13 +95,68 @@ def test_the_plotted_mean_is_lvms_bound_on_the_same_draws_and_lies_below_the_exa
         means[k] = shown
         assert plotted(explorer, r"exact $\log p(\mathbf{x})$") == pytest.approx(log_px)
     # The mismatched q leaves a gap at K = 1, the ELBO's: 1.05 nats (exactly 1.10), which larger K close
-    # (0.03 at K = 64). The mean of the log-weights in place of the log of their mean would stay at
-    # 1.05 for every K.
+    # (0.03 at K = 64). The mean of the log-weights in place of the log of their mean would stay about
+    # 1.1 for every K (1.05, 1.15, 1.08, 1.08 at K = 1, 4, 16, 64).
     assert log_px - means[1] > 0.5
     assert log_px - means[max(KS)] < 0.5 * (log_px - means[1])
     # The spread shrinks, from 1.28 to 0.50 nats; estimates that took only the first log-weight of each
     # run at every K would keep 1.28.
     assert explorer.estimates[64].std() < 0.6 * explorer.estimates[1].std()
+
+
+def bars(explorer) -> tuple[np.ndarray, np.ndarray]:
+    """The heights and the edges of the histogram bars in the explorer's current figure."""
+    (ax,) = explorer.figure.axes
+    patches = ax.patches
+    heights = np.array([patch.get_height() for patch in patches])
+    edges = np.array([patch.get_x() for patch in patches] + [patches[-1].get_x() + patches[-1].get_width()])
+    return heights, edges
+
+
+def test_the_histogram_and_title_show_each_ks_estimates_on_one_axis(built):
+    explorer, model, x, q, log_px, *_ = built
+    # The K-sample estimates computed independently, from lvm's log-weights on the explorer's draws.
+    torch.manual_seed(0)
+    log_w = lvm.log_importance_weights(model, x.expand(REPEATS, -1), q.expand(torch.Size([REPEATS])), max(KS))
+    limits, all_edges = [], []
+    for k in KS:
+        explorer.controls["k"].value = k
+        estimates = (torch.logsumexp(log_w[:k], 0) - math.log(k)).numpy()
+        heights, edges = bars(explorer)
+        # Every run counted in its bin; a histogram left at K = 1 would differ at every other K (its sd is
+        # 1.28 nats against 0.50 at K = 64).
+        assert heights.sum() == REPEATS
+        assert np.array_equal(heights, np.histogram(estimates, bins=edges)[0])
+        (ax,) = explorer.figure.axes
+        title = ax.get_title().replace("\N{MINUS SIGN}", "-")
+        match = re.search(r"= ([+-]\d+\.\d{3}), sd (\d+\.\d{3})$", title)
+        assert match, title
+        # The mean minus log p(x), -1.047 at K = 1 and -0.029 at K = 64 (a reversed sign would show
+        # +1.047 and +0.029), and the sd of the K estimates (1.276 at K = 1, 0.495 at K = 64; the sd at
+        # K = 1 shown for every K would be 0.78 too high at K = 64). Both to the title's 3 decimals.
+        assert float(match[1]) == pytest.approx(estimates.mean() - log_px, abs=6e-4)
+        assert float(match[2]) == pytest.approx(estimates.std(ddof=1), abs=6e-4)
+        limits.append(ax.get_xlim())
+        all_edges.append(edges)
+    # One horizontal axis and one set of bins for every K, so that the narrowing shows; limits fitted to
+    # each K's estimates would shrink from 6.9 nats wide at K = 1 to 4.0 at K = 64.
+    assert all(limit == limits[0] for limit in limits)
+    assert all(np.array_equal(edges, all_edges[0]) for edges in all_edges)
+    assert limits[0][0] <= all_edges[0][0] and all_edges[0][-1] <= limits[0][1]
+
+
+def test_building_the_explorer_leaves_the_callers_random_state_alone():
+    model, x, q, log_px, _ = small_model()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    explorer = iwae.iwae_explorer(model, x, q, log_px, ks=(1, 8), repeats=10, seed=0)
+    # Seeding the global generator without fork_rng would leave it where the explorer's draws ended.
+    assert torch.equal(torch.get_rng_state(), before)
+    # And the seed still fixes the draws: a second explorer, built from another random state, draws the
+    # same log-weights.
+    torch.manual_seed(7)
+    again = iwae.iwae_explorer(model, x, q, log_px, ks=(1, 8), repeats=10, seed=0)
+    assert torch.equal(again.log_weights, explorer.log_weights)
 
 
 def test_the_elbo_line_is_the_mean_at_k_1_or_the_exact_elbo_when_given(built):
@@ -118,7 +175,7 @@ def test_the_stand_in_titles_each_k_and_keeps_the_text_readable(built):
     lvm.plot.use_course_style()
     figure = explorer.stand_in([{"k": 1}, {"k": 64}], panel_size=(3.3, 2.6))
     titles = [sub._suptitle.get_text() for sub in figure.subfigs]
-    assert titles == ["K = 1", "K = 64"]
+    assert titles == ["$K$ = 1", "$K$ = 64"]  # K in italics, as in the text
     figure.draw_without_rendering()
     assert lvm.plot.figure_record(figure)["smallest_text_pt"] >= 9
     matplotlib.pyplot.close(figure)
