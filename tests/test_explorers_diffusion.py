@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from scipy.integrate import trapezoid  # np.trapezoid is NumPy 2 only; the package allows numpy>=1.24
 
 import lvm
 from lvm import diffusion
@@ -31,9 +32,9 @@ def curve(ax, label: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def moments(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    mass = np.trapezoid(y, x)
-    mean = np.trapezoid(y * x, x) / mass
-    return float(mean), float(np.trapezoid(y * (x - mean) ** 2, x) / mass)
+    mass = trapezoid(y, x)
+    mean = trapezoid(y * x, x) / mass
+    return float(mean), float(trapezoid(y * (x - mean) ** 2, x) / mass)
 
 
 def test_both_sliders_redraw_the_figure():
@@ -61,13 +62,13 @@ def test_the_plotted_noised_marginal_is_the_histogram_of_noised_samples():
     edges = np.linspace(-4, 4, 33)  # bins 0.25 wide
     counts, _ = np.histogram(xt, bins=edges)
     share = counts / n
-    plotted = np.array([np.trapezoid(y[(x >= a - 1e-9) & (x <= b + 1e-9)], x[(x >= a - 1e-9) & (x <= b + 1e-9)])
+    plotted = np.array([trapezoid(y[(x >= a - 1e-9) & (x <= b + 1e-9)], x[(x >= a - 1e-9) & (x <= b + 1e-9)])
                         for a, b in zip(edges[:-1], edges[1:])])  # the plotted curve's mass in each bin
     se = np.sqrt(plotted * (1 - plotted) / n)
     # the largest standardised difference over the 32 bins is 2.0; the marginal's scale ᾱ_t x_0 in place of
     # √ᾱ_t x_0 puts a bin 50 standard errors off, leaving ᾱ_t σ_n² out of its variance 6.9
     assert np.max(np.abs(share - plotted) / se) < 5
-    assert abs(np.trapezoid(y, x) - 1) < 1e-3  # the curve holds the whole density on the plotted range
+    assert abs(trapezoid(y, x) - 1) < 1e-3  # the curve holds the whole density on the plotted range
 
 
 def test_the_plotted_posterior_has_the_closed_form_mean_and_variance_and_the_reverse_step_is_bayes():
@@ -120,15 +121,69 @@ def test_bad_arguments_are_refused_by_name():
         explorer.draw(Figure(), t=2, x0=float("inf"))
 
 
-def test_the_two_steps_back_draw_closer_at_the_steps_the_chapter_shows():
-    # chapter 9's stand-in (x_0 = 3; t = 3, 6, 10) says the lower panel's two curves lie closer at each step
+def test_at_step_1_the_marginal_keeps_one_peak_of_the_data_s_three():
+    # chapter 9 says that at t = 1 q(x_t) keeps only traces of the data's modes: one peak, near 0.4, and a shoulder
+    # on each side
+    explorer = diffusion_explorer(MIXTURE, steps=10, final=1e-3, x0=3.0)
+    top = explorer.figure.axes[0]
+
+    def other_peaks(y):
+        """How far each local maximum of ``y`` but the highest rises above the lowest point between the two."""
+        highest = int(np.argmax(y))
+        tops = [i for i in range(1, len(y) - 1) if y[i - 1] < y[i] >= y[i + 1] and i != highest]
+        return [y[i] - y[min(i, highest):max(i, highest) + 1].min() for i in tops]
+
+    x, y = curve(top, "$q(x_t)$")
+    assert abs(x[np.argmax(y)] - 0.4) < 0.05
+    # the one other local maximum (x = -1.34) rises 0.09% of the peak's height above its dip; drawing q(x_{t-1}),
+    # the data itself, would show two more modes rising 65% and 40%; a marginal variance ᾱ_t σ_n for ᾱ_t σ_n²
+    # a bump rising 1.2%
+    assert all(rise < 0.005 * y.max() for rise in other_peaks(y))
+    # the shoulders: three inflection points on each side of the peak (at -2.53, -1.24, -0.27 and 1.19, 1.58,
+    # 2.71), where a single bell has one; q(x_2), or a marginal with ᾱ_t x_0 for √ᾱ_t x_0, has one on each side
+    curving = np.sign(np.diff(y, 2))  # the sign of the second difference, at x[1:-1]
+    bends = x[1:-2][curving[:-1] != curving[1:]]
+    assert np.sum(bends < x[np.argmax(y)]) == 3 and np.sum(bends > x[np.argmax(y)]) == 3
+    _, data = curve(top, "data")
+    assert sum(rise > 0.3 * data.max() for rise in other_peaks(data)) == 2  # the data's three modes
+
+
+def test_at_step_1_the_step_back_given_x0_is_x0_and_the_true_one_is_lvm_s_last_step():
+    noise = 1.0
+    explorer = diffusion_explorer(MIXTURE, steps=10, final=1e-3, noise=noise, x0=3.0)
+    assert explorer.controls["t"].value == 1
+    bottom = explorer.figure.axes[1]
+    alpha = 1e-3 ** (1 / 10)  # α_1 = ᾱ_1
+    x1 = math.sqrt(alpha) * 3.0 + math.sqrt(1 - alpha) * noise
+    x, _ = curve(bottom, r"$q(x_0 \mid x_1, x_0)$")
+    assert np.all(x == 3.0)  # a vertical line at x_0
+    # lvm's last step p(x_0 | x_1), with ᾱ_0 = 1: mean 3.093, variance 0.333, 1e-4 from the plotted curve's,
+    # which the plotted range cuts at x = -5; the data diffused to ᾱ_1 as q(x_0) in Bayes' rule (the prior of
+    # step 2 moved down a step) draws mean 2.715, variance 0.480
+    step = diffusion.reverse_step(MIXTURE.double(), torch.tensor([x1], dtype=torch.float64),
+                                  torch.tensor(alpha, dtype=torch.float64), 1.0)
+    true = moments(*curve(bottom, r"$q(x_0 \mid x_1)$"))
+    assert true == pytest.approx((float(step.mean[0]), float(step.variance[0])), abs=1e-3)
+    # the two points on the axis, named as the panel names them
+    assert curve(bottom, "$x_0$")[0].tolist() == [3.0]
+    assert curve(bottom, "$x_1$")[0] == pytest.approx([x1], abs=1e-12)
+    assert f"$x_1$ = {x1:.2f}" in bottom.get_title()
+
+
+def test_the_two_steps_back_first_part_then_draw_closer_at_every_step():
+    # chapter 9 says: with x_0 = 3 the lower panel's two curves move slightly apart from t = 2 to 4, and from
+    # t = 4 on lie closer at every step
     explorer = diffusion_explorer(MIXTURE, steps=10, final=1e-3, x0=3.0)
     distances = []
-    for t in (3, 6, 10):
+    for t in range(2, 11):
         explorer.controls["t"].value = t
         bottom = explorer.figure.axes[1]
         x, given = curve(bottom, r"$q(x_{t-1} \mid x_t, x_0)$")
         _, true = curve(bottom, r"$q(x_{t-1} \mid x_t)$")
-        distances.append(0.5 * np.trapezoid(np.abs(given - true), x))  # total variation
-    # 0.137, 0.110 and 0.035; not at every step (0.117 at t = 2, 0.144 at t = 4), so only these are claimed
-    assert distances[0] > distances[1] > distances[2]
+        distances.append(0.5 * trapezoid(np.abs(given - true), x))  # total variation
+    rising, falling = np.diff(distances[:3]), np.diff(distances[2:])
+    # 0.117, 0.137, 0.144, then 0.133, 0.110, 0.086, 0.065, 0.048, 0.035. With ᾱ_t for ᾱ_{t-1} in the true
+    # step's q(x_{t-1}) they fall from t = 2 (0.252, 0.230, 0.200, ...); with ᾱ_t x_0 for √ᾱ_t x_0 in x_t too
+    # (0.256, 0.221, ...); with ᾱ_t for ᾱ_{t-1} in eq. (diffusion-posterior) they fall, then rise (0.093, 0.049,
+    # 0.070, 0.077, 0.070, ...)
+    assert np.all(rising > 0) and np.all(falling < 0)

@@ -6,7 +6,8 @@ a mixture in closed form (:func:`lvm.diffusion.diffused_mixture`), over the data
 prior N(0, 1), so that the data can be watched dissolving into N(0, 1) as t grows; and, for the noisy point
 x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε with a fixed ε, the encoder's one-step posterior q(x_{t−1} | x_t, x_0)
 (:func:`lvm.diffusion.forward_posterior`) beside the true reverse step q(x_{t−1} | x_t), which does not know
-x_0 (Bayes' rule on a grid). Everything a redraw needs but the two curves of step t is computed once.
+x_0 (Bayes' rule on a grid). Everything a redraw needs but the three curves of step t (q(x_t) and the two
+steps back) is computed once.
 """
 
 from __future__ import annotations
@@ -129,15 +130,17 @@ def diffusion_explorer(mixture: GaussianMixture, steps: int = 10, final: float =
         bottom.plot(grid, true_step, color=COLORS[2], lw=1.6, ls="-.", label=reverse)
         bottom.set_ylim(0, 1.6 * highest)
         bottom.set_xlim(low, high)
-        # the two points, marked on the axis and named beside their markers, each on its own side
-        for value, marker, color, name, side in ((x0, "o", "black", "$x_0$", x0 <= xt),
-                                                (xt, "^", COLORS[0], "$x_t$", xt < x0)):
-            bottom.plot([value], [0], marker, color=color, ms=7, clip_on=False)
-            bottom.annotate(name, (value, 0), xytext=(-6 if side else 6, 5), textcoords="offset points",
-                            ha="right" if side else "left", va="bottom", fontsize=10)
+        # the two points, marked on the axis and named in the legend as the panel's title names them (x_1 at
+        # t = 1); x_t on top, since it can lie within a marker's width of x_0 (2.83 beside 3 at t = 1)
+        bottom.plot([x0], [0], "o", color="black", ms=7, clip_on=False, zorder=4, label="$x_0$")
+        bottom.plot([xt], [0], "^", color=COLORS[0], ms=8, mec="white", mew=0.8, clip_on=False, zorder=5,
+                    label="$x_1$" if t == 1 else "$x_t$")
         bottom.set_xlabel("$x$")
         bottom.set_ylabel("density")
         bottom.set_title(title)
-        bottom.legend(loc="upper left", handlelength=1.5)
+        # the legend on the side away from the curves
+        peak = float(grid[true_step.argmax()])
+        bottom.legend(loc="upper left" if peak > (low + high) / 2 else "upper right", handlelength=1.5,
+                      labelspacing=0.3)
 
     return Explorer(draw, controls, figsize=(6.4, 5.0))
