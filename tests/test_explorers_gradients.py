@@ -9,6 +9,7 @@ import time
 import matplotlib
 import numpy as np
 import pytest
+import torch
 from numpy.polynomial.hermite_e import hermegauss
 
 from lvm.explorers.gradients import estimator_draws, estimator_explorer, exact_variance
@@ -85,14 +86,29 @@ def test_the_variances_on_the_panels_are_those_of_the_plotted_draws_and_match_qu
         assert abs(values.var(ddof=1) - v) < 4 * se, (name, values.var(ddof=1), v, se)
         # And its mean is the exact gradient 2μ (unbiased), within 4 standard errors of a mean.
         assert abs(values.mean() - 2 * MU) < 4 * np.sqrt(v / repeats)
-    # The histogram drawn is of those draws: the tallest bar of the top panel is theirs.
-    top = explorer.figure.axes[0]
+    # Each panel's histogram is of its own estimator's draws: its tallest bar is theirs. The two estimators'
+    # tallest bars differ by a factor 2.0 to 5.4 in these settings (density 2.09 against 0.39 at S = 1), so
+    # a panel plotting the other estimator's draws fails; and it has a dotted vertical line at the exact
+    # gradient 2μ = 1.6 (one at μ = 0.8 would fail).
     edges = np.linspace(2 * MU - 7.5, 2 * MU + 7.5, 151)
-    heights, _ = np.histogram(draws["score function"].numpy(), bins=edges)
-    tallest = heights.max() / (repeats * (edges[1] - edges[0]))  # matplotlib's density: over all the draws
-    inside = ((draws["score function"].numpy() >= edges[0]) & (draws["score function"].numpy() <= edges[-1]))
-    tallest *= repeats / inside.sum()  # ... that fall in the bins
-    assert max(top.patches[0].get_xy()[:, 1]) == pytest.approx(tallest)
+    for ax, name in zip(explorer.figure.axes, ("score function", "reparameterised")):
+        values = draws[name].numpy()
+        heights, _ = np.histogram(values, bins=edges)
+        tallest = heights.max() / (repeats * (edges[1] - edges[0]))  # matplotlib's density: over all draws
+        inside = (values >= edges[0]) & (values <= edges[-1])
+        tallest *= repeats / inside.sum()  # ... that fall in the bins
+        assert max(ax.patches[0].get_xy()[:, 1]) == pytest.approx(tallest), name
+        dotted = [line.get_xdata() for line in ax.lines if line.get_linestyle() == ":"]
+        assert any(np.allclose(x, [2 * MU, 2 * MU]) for x in dotted), (name, dotted)
+    # The bottom panel labels the line to its right, without touching it: the label's left edge is 4 points
+    # (5.6 px at the figure's 100 dpi) right of the line. A label centred on the line would start left of
+    # it; one put on the left (as testing 1.6 <= the axis's midpoint, 1.5999999999999996, did) 99 px left.
+    explorer.figure.draw_without_rendering()  # lay the figure out, as showing it does
+    bottom = explorer.figure.axes[1]
+    (label,) = [t for t in bottom.texts if t.get_text() == "exact gradient"]
+    line_x = bottom.transData.transform((2 * MU, 0))[0]
+    left = label.get_window_extent().x0
+    assert left - line_x == pytest.approx(4 * explorer.figure.dpi / 72, abs=0.5)
 
 
 def test_the_exact_variances_are_the_closed_forms_and_a_baseline_does_not_touch_the_pathwise_estimate():
@@ -101,14 +117,58 @@ def test_the_exact_variances_are_the_closed_forms_and_a_baseline_does_not_touch_
                                ("reparameterised", "none"), ("reparameterised", "E[h]")):
             v, _ = quadrature_moments(name, sigma, baseline)
             assert exact_variance(name, MU, sigma, 8, baseline) == pytest.approx(v / 8, rel=1e-12)
-    # The baseline halves the score function's variance at the chapter's setting (15.5 to 8.72), and
-    # the same noise is behind the draws with and without it, so the reparameterised draws are identical.
+    # The baseline cuts the score function's variance by 44% at the chapter's setting (15.5 to 8.72, a
+    # factor 1.78), and the same noise is behind the draws with and without it, so the reparameterised
+    # draws are identical.
     assert exact_variance("score function", MU, 0.6) == pytest.approx(15.4978, abs=1e-4)
     assert exact_variance("score function", MU, 0.6, baseline="E[h]") == pytest.approx(8.72)
     plain = estimator_draws(MU, 0.6, 4, "none", repeats=50, seed=3)
     with_baseline = estimator_draws(MU, 0.6, 4, "E[h]", repeats=50, seed=3)
     assert (plain["reparameterised"] == with_baseline["reparameterised"]).all()
     assert not (plain["score function"] == with_baseline["score function"]).any()
+
+
+@pytest.mark.parametrize("n_samples, baseline, sigma", [(1, "E[h]", 0.6), (16, "E[h]", 1.0), (4, "none", 0.3)])
+def test_the_draws_are_the_estimates_recomputed_from_the_same_seeded_noise(n_samples, baseline, sigma):
+    # ε as lvm.gradients draws it: [S, repeats] standard normals from a generator seeded with `seed`. The
+    # score-function estimate is (z² − c) ε/σ with c = μ² + σ² (or 0), the reparameterised one 2z.
+    repeats, seed = 500, 7
+    draws = estimator_draws(MU, sigma, n_samples, baseline, repeats=repeats, seed=seed)
+    eps = torch.randn((n_samples, repeats), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    z = MU + sigma * eps
+    c = MU**2 + sigma**2 if baseline == "E[h]" else 0.0
+    # Exact up to rounding. A baseline c = μ² (σ² dropped from E[h]) would shift each average by σ times
+    # the mean of its S values of ε: by 0.44 (S = 1) and 0.16 (S = 16) in the median draw, against 1e-12.
+    torch.testing.assert_close(draws["score function"], ((z**2 - c) * eps / sigma).mean(0), rtol=1e-12,
+                               atol=1e-12)
+    torch.testing.assert_close(draws["reparameterised"], (2 * z).mean(0), rtol=1e-12, atol=1e-12)
+
+
+def test_the_share_of_draws_off_the_plot_is_written_to_a_tenth_of_a_percent():
+    # At S = 4, no baseline, σ = 0.3, 20 of the 4,000 averages (0.5%) lie off the axis 2μ ± 7.5; rounded to
+    # whole percents the panel would say "0%".
+    explorer = estimator_explorer(mu=MU)
+    explorer.controls["n_samples"].value = 4
+    explorer.controls["sigma"].value = 0.3
+    values = explorer.draws(4, "none", 0.3)["score function"].numpy()
+    off = np.mean((values < 2 * MU - 7.5) | (values > 2 * MU + 7.5))
+    assert off == pytest.approx(0.005)
+    texts = [t.get_text() for t in explorer.figure.axes[0].texts]
+    shown = [float(m.group(1)) for m in map(re.compile(r"^([0-9.]+)% of the draws").match, texts) if m]
+    assert shown == [0.5], texts
+    # The reparameterised averages all lie on the plot: the bottom panel's only text labels the line.
+    assert [t.get_text() for t in explorer.figure.axes[1].texts] == ["exact gradient"]
+
+
+def test_the_line_is_labelled_on_its_left_when_it_stands_in_the_right_of_the_axis():
+    # With the axis from -10 to 2.5 the line at 1.6 is 93% of the way across: the label (94 px wide) on its
+    # right would run 58 px past the axis; on its left, its right edge is 4 points (5.6 px) short of the line.
+    explorer = estimator_explorer(mu=MU, x_range=(-10.0, 2.5))
+    explorer.figure.draw_without_rendering()
+    bottom = explorer.figure.axes[1]
+    (label,) = [t for t in bottom.texts if t.get_text() == "exact gradient"]
+    line_x = bottom.transData.transform((2 * MU, 0))[0]
+    assert line_x - label.get_window_extent().x1 == pytest.approx(4 * explorer.figure.dpi / 72, abs=0.5)
 
 
 def test_every_control_redraws_cheaply_and_the_stand_in_titles_each_setting():

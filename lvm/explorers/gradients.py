@@ -7,11 +7,14 @@ one horizontal axis: the S-sample averages of the score-function estimate (h(z) 
 (eq. ``score-function``, c = 0 or c = E_q[h] = μ² + σ², eq. ``score-baseline``) and of the reparameterised
 estimate h'(z) = 2z (eq. ``reparam-gradient``), each over many repeated draws, with the exact gradient as a
 dotted line. Each panel's title gives the variance of the averages it plots and its exact value, the
-per-sample variance of eq. ``variance-vs-sigma`` divided by S (:func:`exact_variance`).
+per-sample variance divided by S (:func:`exact_variance`): eq. ``variance-vs-sigma`` without a baseline; with
+c = E_q[h], the second moment of exercise ``ex-optimal-baseline`` (a parabola in c) at that c, 12μ² + 10σ², less
+the squared mean (2μ)², that is 8μ² + 10σ².
 
-The draws come from :func:`lvm.gradients.score_function_gradients` and :func:`lvm.gradients.reparameterised_gradients`, for
-``repeats`` copies of (μ, σ) at once; both estimators use the same noise ε. A setting's draws are computed the
-first time it is shown (a few milliseconds) and kept, so a redraw only draws two histograms.
+The draws come from :func:`lvm.gradients.score_function_gradients` and
+:func:`lvm.gradients.reparameterised_gradients`, for ``repeats`` copies of (μ, σ) at once; both estimators use
+the same noise ε. A setting's draws are computed the first time it is shown (tens of milliseconds; about a
+second for the first draws with the baseline in a session) and kept, so a redraw only draws two histograms.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ ESTIMATORS = ("score function", "reparameterised")
 def exact_variance(estimator: str, mu: float, sigma: float, n_samples: int = 1, baseline: str = "none") -> float:
     """The exact variance of the average of ``n_samples`` estimates of ∂/∂μ E_q[z²], q = N(mu, sigma²).
 
-    Per sample (eq. ``variance-vs-sigma``): 4σ² for the reparameterised estimate 2z;
-    μ⁴/σ² + 14μ² + 15σ² for the score-function estimate z² ε/σ; and 8μ² + 10σ² for the score-function
-    estimate with the baseline c = E_q[z²] = μ² + σ², (z² − c) ε/σ (the same Gaussian moments,
-    E[ε²] = 1, E[ε⁴] = 3, E[ε⁶] = 15). The average of ``n_samples`` independent estimates has 1/n_samples of
-    that. A baseline does not change the reparameterised estimate.
+    Per sample: 4σ² for the reparameterised estimate 2z and μ⁴/σ² + 14μ² + 15σ² for the score-function
+    estimate z² ε/σ (eq. ``variance-vs-sigma``); 8μ² + 10σ² for the score-function estimate with the
+    baseline c = E_q[z²] = μ² + σ², (z² − c) ε/σ (the second moment of exercise ``ex-optimal-baseline``, a
+    parabola in c, at c = E_q[h], 12μ² + 10σ², less (2μ)²; from the same Gaussian moments E[ε²] = 1,
+    E[ε⁴] = 3, E[ε⁶] = 15). The average of
+    ``n_samples`` independent estimates has 1/n_samples of that. A baseline does not change the
+    reparameterised estimate.
     """
     estimator = _check_choice(estimator, "estimator", ESTIMATORS)
     baseline = _check_choice(baseline, "baseline", BASELINES)
@@ -92,7 +97,8 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
     gradient 2μ. Each panel's title gives the variance of the plotted averages and the exact one
     (:func:`exact_variance`). Both panels share one horizontal axis, the same for every setting (by default
     2μ ± 7.5), so the histograms visibly narrow as S grows; where 0.5% of the draws or more lie off it, the
-    panel says what share.
+    panel says what share (to 0.1%). The dotted line is labelled "exact gradient" at the top of the bottom
+    panel, on the side with more room (the right at the default axis).
 
     Args:
         mu: q's mean μ, a finite number; the same for every setting.
@@ -123,7 +129,9 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
     if x_range is None:
         x_range = (gradient - 7.5, gradient + 7.5)
     x_range = _check_range(x_range)
-    edges = torch.linspace(x_range[0], x_range[1], 151).tolist()
+    edges = torch.linspace(x_range[0], x_range[1], 151, dtype=torch.float64).tolist()
+    # The dotted line's label goes right of it unless the line is in the right 40% of the axis.
+    label_right = gradient < x_range[0] + 0.6 * (x_range[1] - x_range[0])
     cache: dict[tuple, dict[str, torch.Tensor]] = {}
 
     def draws(n_samples, baseline, sigma):
@@ -139,17 +147,21 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
             values = averages[name]
             exact = exact_variance(name, mu, sigma, n_samples, baseline)
             ax.hist(values.numpy(), bins=edges, density=True, histtype="stepfilled", color=color, alpha=0.8)
-            ax.axvline(gradient, color="black", ls=":", lw=1.4, label="exact gradient")
+            ax.axvline(gradient, color="black", ls=":", lw=1.4)
             ax.set_title(f"{name}: variance {_number(float(values.var()))}, exact {_number(exact)}",
                          fontsize=9, loc="left")
             ax.set_ylabel("density")
             ax.set_ylim(0, 1.35 * ax.get_ylim()[1])  # room above the bars for the labels
             off = float(((values < x_range[0]) | (values > x_range[1])).double().mean())
-            if off >= 0.005:
-                ax.text(0.99, 0.97, f"{off:.0%} of the draws\nlie off the plot", transform=ax.transAxes,
-                        ha="right", va="top", fontsize=9)
+            if off >= 0.005:  # in the corner away from the line's label (upper right in the top panel)
+                x = 0.99 if ax is axes[0] or not label_right else 0.01
+                ax.text(x, 0.97, f"{off:.1%} of the draws\nlie off the plot", transform=ax.transAxes,
+                        ha="right" if x > 0.5 else "left", va="top", fontsize=9)
         axes[0].tick_params(labelbottom=False)
-        axes[1].legend(loc="upper left", handlelength=1.2)
+        # The dotted line's label, beside its top, on the side with more room.
+        axes[1].annotate("exact gradient", (gradient, 0.97), xycoords=axes[1].get_xaxis_transform(),
+                         xytext=(4 if label_right else -4, 0), textcoords="offset points",
+                         ha="left" if label_right else "right", va="top", fontsize=9, annotation_clip=True)
         axes[1].set_xlim(*x_range)
         axes[1].set_xlabel(r"mean of $S$ estimates of $\partial_\mu \mathbb{E}[z^2]$")
 
