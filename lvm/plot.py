@@ -186,7 +186,7 @@ def _grid_for(model: GaussianMixture, x_range: tuple[float, float] | None, n: in
 
 
 def plot_mixture(model: GaussianMixture, ax=None, x_range=None, show_components: bool = True,
-                 label: str = "p(x)"):
+                 label: str = "$p(x)$"):
     """The 1-D marginal density and, dashed, each weighted component λ_n N(x | μ_n, σ_n²)."""
     if model.x_dim is not None:
         raise ValueError("model must be a 1-D GaussianMixture (means of shape [N]) to be drawn as a curve")

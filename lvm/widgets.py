@@ -158,7 +158,8 @@ def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
         mixture = mixture_from_sliders(raw, [values[f"m{i}"] for i in range(k)],
                                        [values[f"s{i}"] for i in range(k)])
         plot_mixture(mixture, ax=top, x_range=x_range)
-        top.legend(loc="upper right")
+        # Above the panel, not in it: a peak moved under a legend would hide.
+        top.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2)
         plot_responsibilities(mixture, ax=bottom, x_range=x_range)
 
     return Explorer(draw, controls, figsize=(6.4, 4.4))
