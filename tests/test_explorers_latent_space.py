@@ -59,11 +59,16 @@ def test_the_plane_shows_the_codes_computed_once_and_each_redraw_decodes_one_poi
     assert len(encoded) == 1 and encoded[0] == (50, 784)  # the first 50 images, encoded once
     assert decoded == [(1, 2)] * 4  # the first drawing and three redraws, one point each
     with torch.no_grad():
-        codes = encode(x[:50]).mean
+        codes = encode(x[:50]).mean.numpy()
     plane = explorer.figure.axes[0]
     drawn = np.concatenate([c.get_offsets() for c in plane.collections])
     assert drawn.shape == (50, 2)
-    assert np.allclose(np.sort(drawn, axis=0), np.sort(codes.numpy(), axis=0), atol=1e-6)
+    # Each digit's scatter holds exactly the codes of the images with that label, in its colour and marker;
+    # labels rolled by one image would put the codes of 1s under "0", etc.
+    for collection in plane.collections:
+        digit = int(collection.get_label())
+        assert np.allclose(collection.get_offsets(), codes[labels[:50].numpy() == digit], atol=1e-6)
+        assert collection.get_facecolor()[0][:3] == pytest.approx(matplotlib.colors.to_rgb(lvm.plot.DIGIT_COLORS[digit]))
 
 
 def test_the_stand_in_draws_each_setting(small):
@@ -72,25 +77,61 @@ def test_the_stand_in_draws_each_setting(small):
     settings = [{"z1": -1.0, "z2": 0.5}, {"z1": 2.5, "z2": -2.0}]
     figure = explorer.stand_in(settings)
     titles = [sub._suptitle.get_text() for sub in figure.subfigs]
-    assert titles == ["z1 = -1, z2 = 0.5", "z1 = 2.5, z2 = -2"]
+    assert titles == ["$z_1$ = \u22121, $z_2$ = 0.5", "$z_1$ = 2.5, $z_2$ = \u22122"]
     for sub, setting in zip(figure.subfigs, settings):
         expected = latent_space.decoded_mean(model, setting["z1"], setting["z2"]).reshape(28, 28).numpy()
         assert np.allclose(np.asarray(sub.axes[1].images[0].get_array()), expected, atol=1e-6)
     matplotlib.pyplot.close(figure)
 
 
-def test_without_z_range_the_plane_spans_the_codes_rounded_up(small):
+def test_without_z_range_each_axis_spans_its_codes_rounded_outwards(small):
     model, x, labels = small
-    for scale, expected in [(1.0, 1.0), (10.0, 7.0)]:  # codes up to 0.66, then (scaled) up to 6.6
-        with torch.no_grad():
-            model.encoder[-1].weight.mul_(scale)
-            model.encoder[-1].bias.mul_(scale)
-            edge = model.encode(x).mean.abs().max().item()
-        assert max(1, np.ceil(edge)) == expected
-        explorer = latent_space.latent_space_explorer(model, x, labels)
-        slider = explorer.controls["z1"]
-        assert (slider.min, slider.max) == (-expected, expected)
-        assert explorer.figure.axes[0].get_xlim() == pytest.approx((-expected, expected))
+    # An untrained encoder puts every code within 1 of the origin: each axis is widened to (-1, 1).
+    with torch.no_grad():
+        assert model.encode(x).mean.abs().max() < 1
+    explorer = latent_space.latent_space_explorer(model, x, labels)
+    assert [(s.min, s.max) for s in explorer.controls.values()] == [(-1, 1), (-1, 1)]
+    # An encoder whose means are known: z1 is -2.26 or 5.26 and z2 is -0.4 or 0.5, by the first pixel.
+    encoder = torch.nn.Linear(784, 4)
+    with torch.no_grad():
+        encoder.weight.zero_()
+        encoder.bias.copy_(torch.tensor([-2.26, -0.4, 0.0, 0.0]))
+        encoder.weight[:2, 0] = torch.tensor([7.52, 0.9])
+    model.encoder = encoder
+    x[0, 0], x[1, 0] = 0.0, 1.0
+    codes = model.encode(x).mean.detach()
+    assert codes[:, 0].unique().tolist() == pytest.approx([-2.26, 5.26])
+    explorer = latent_space.latent_space_explorer(model, x, labels)
+    # Floor and ceiling give (-3, 6); rounding to the nearest integer would give (-2, 5); a symmetric range from
+    # the largest |coordinate| would give (-6, 6) on both axes.
+    assert (explorer.controls["z1"].min, explorer.controls["z1"].max) == (-3, 6)
+    assert (explorer.controls["z2"].min, explorer.controls["z2"].max) == (-1, 1)
+    plane = explorer.figure.axes[0]
+    assert plane.get_xlim() == pytest.approx((-3, 6)) and plane.get_ylim() == pytest.approx((-1, 1))
+
+
+def test_numerals_are_written_near_their_medians_and_apart_on_a_small_plane(small):
+    model, x, labels = small
+    explorer = latent_space.latent_space_explorer(model, x, labels, z_range=(-4, 4))
+    figure = explorer.stand_in([{"z1": 0.0}], panel_size=(3.3, 2.1))
+    plane = figure.subfigs[0].axes[0]
+    texts = {int(t.get_text()): np.array(t.get_position()) for t in plane.texts}
+    assert sorted(texts) == list(range(10))
+    with torch.no_grad():
+        codes = model.encode(x).mean.numpy()
+    # Untrained, the ten medians lie within 0.25 of each other, on a plane 8 wide: written at their medians, the
+    # numerals would overlap (the closest pair 0.002 inches apart). Measured on the page as drawn, after layout:
+    figure.canvas.draw()
+    spots = plane.transData.transform(np.array([texts[d] for d in range(10)])) / figure.dpi
+    gaps = np.hypot(*(spots[:, None] - spots[None]).transpose(2, 0, 1))[np.triu_indices(10, 1)]
+    height = plane.texts[0].get_window_extent().height / figure.dpi  # 0.17 inches at 12 pt
+    assert gaps.min() > height  # 0.19 inches
+    # Each moved numeral is joined to its median by a line that starts there.
+    starts = {(round(line.get_xdata()[0], 6), round(line.get_ydata()[0], 6)) for line in plane.lines[:-1]}
+    for digit in range(10):
+        median = torch.tensor(codes[labels.numpy() == digit]).median(0).values.numpy()
+        assert (round(float(median[0]), 6), round(float(median[1]), 6)) in starts
+    matplotlib.pyplot.close(figure)
 
 
 def test_bad_arguments_are_refused_by_name(small):

@@ -1,9 +1,10 @@
 """Chapter 6: walk the latent plane of a VAE with two latent dimensions and see what its decoder draws there.
 
-:func:`latent_space_explorer` has two sliders, ``z1`` and ``z2``, that pick a point of the latent plane. Its
-figure shows, on the left, the plane with the codes (the means of the encoder's q) of some images, coloured and
-marked by digit, and the chosen point ringed; on the right, the decoder's mean image at that point. The codes
-are computed once, when the explorer is built; each redraw decodes the one chosen point.
+:func:`latent_space_explorer` has two sliders, z_1 and z_2, that pick a point of the latent plane. Its figure
+shows, on the left, the plane with the codes (the means of the encoder's q) of some images, coloured and marked by
+digit, each digit written near the median of its codes, and the chosen point ringed; on the right, the decoder's
+mean image at that point. The codes are computed once, when the explorer is built; each redraw decodes the one
+chosen point.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import matplotlib.patheffects as effects
+import numpy as np
 import torch
 
-from ..plot import plot_digit_scatter
+from ..plot import DIGIT_COLORS, plot_digit_scatter, spread_apart
 from ..widgets import Explorer
 
-__all__ = ["latent_space_explorer", "decoded_mean"]
+__all__ = ["latent_space_explorer", "decoded_mean", "write_digits"]
 
 
 def decoded_mean(model, z1: float, z2: float) -> torch.Tensor:
@@ -29,6 +32,27 @@ def decoded_mean(model, z1: float, z2: float) -> torch.Tensor:
         return model.decode(z)[0].detach().cpu()
 
 
+def write_digits(ax, digits: Sequence[int], medians: np.ndarray, gap: float = 0.22) -> np.ndarray:
+    """Each digit written near its median (``medians[k]`` for ``digits[k]``), in its colour, on ``ax``.
+
+    Numerals that would be closer than ``gap`` inches on the axes, at the axes' limits and size when called, are
+    pushed apart, each joined to its median by a thin line: the spacing is measured on the page, so that no
+    numeral hides another however small the axes are drawn. Returns where they were written, in data units.
+    """
+    (x_lo, x_hi), (y_lo, y_hi) = ax.get_xlim(), ax.get_ylim()
+    box = ax.get_window_extent()
+    inches_per_unit = np.array([box.width / (x_hi - x_lo), box.height / (y_hi - y_lo)]) / ax.figure.dpi
+    origin = np.array([x_lo, y_lo])
+    placed = spread_apart((medians - origin) * inches_per_unit, min_distance=gap) / inches_per_unit + origin
+    for digit, median, spot in zip(digits, medians, placed):
+        if np.hypot(*((spot - median) * inches_per_unit)) > 0.02:
+            ax.plot([median[0], spot[0]], [median[1], spot[1]], color="0.3", lw=0.8)
+        ax.text(spot[0], spot[1], str(digit), fontsize=12, fontweight="bold", ha="center", va="center",
+                color=DIGIT_COLORS[digit % 10],
+                path_effects=[effects.withStroke(linewidth=3, foreground="white")])
+    return placed
+
+
 def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
                           z_range: tuple[float, float] | None = None, step: float = 0.1,
                           max_codes: int = 2_000, image_shape: Sequence[int] = (28, 28),
@@ -38,12 +62,13 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
     Args:
         model: a VAE with a two-dimensional latent space (``model.z_dim == 2``), e.g. ``lvm.VAE(784, 2)``, with
             ``encode(x)`` (a distribution whose ``mean`` is the code) and ``decode(z)`` (the mean image).
-        x: images ``[n, x_dim]`` whose codes are drawn (only the first ``max_codes``, to keep redraws cheap).
+        x: images ``[n, x_dim]`` whose codes are drawn (only the first ``max_codes``).
         labels: their digits ``[n]``, for the colours and markers of :func:`lvm.plot.plot_digit_scatter`.
-        z_range: the range (low, high) of both sliders and of both axes of the plane; ``None`` takes
-            (-m, m), with m the largest absolute coordinate of the codes drawn, rounded up to an integer.
+        z_range: the range (low, high) of both sliders and of both axes of the plane; ``None`` takes, for
+            each axis, the range of the codes drawn, rounded outwards to integers (the smallest coordinate
+            down, the largest up) and widened where needed to reach at least -1 and 1.
         step: the sliders' step.
-        max_codes: at most this many codes are drawn.
+        max_codes: at most this many codes are drawn, and the ranges and medians are those of these codes.
         image_shape: the shape in which the decoder's ``x_dim`` outputs are shown.
         start: the sliders' first values.
 
@@ -84,28 +109,33 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
         codes = model.encode(shown).mean.detach().cpu()
     code_labels = labels[:max_codes].cpu()
     if z_range is None:
-        edge = float(codes.abs().max())
-        if not math.isfinite(edge):
+        if not torch.isfinite(codes).all():
             raise ValueError("the model encodes x to codes that are not finite; pass z_range explicitly")
-        hi = float(max(1, math.ceil(edge)))
-        lo = -hi
-    if not (isinstance(step, (int, float)) and 0 < step <= hi - lo):
-        raise ValueError(f"step must be a number in (0, {hi - lo:g}], got {step!r}")
-    if len(start) != 2 or not all(lo <= float(value) <= hi for value in start):
-        raise ValueError(f"start must be a point (z1, z2) inside the range ({lo:g}, {hi:g}), got {start!r}")
+        ranges = [(float(min(-1, math.floor(axis.min()))), float(max(1, math.ceil(axis.max()))))
+                  for axis in codes.T]
+    else:
+        ranges = [(lo, hi), (lo, hi)]
+    for (lo, hi) in ranges:
+        if not (isinstance(step, (int, float)) and 0 < step <= hi - lo):
+            raise ValueError(f"step must be a number in (0, {hi - lo:g}], got {step!r}")
+    if len(start) != 2 or not all(lo <= float(value) <= hi for value, (lo, hi) in zip(start, ranges)):
+        raise ValueError(f"start must be a point (z1, z2) inside the ranges {ranges}, got {start!r}")
 
-    controls = {name: widgets.FloatSlider(value=float(value), min=lo, max=hi, step=step, description=name,
-                                          continuous_update=False)
-                for name, value in zip(("z1", "z2"), start)}
+    controls = {name: widgets.FloatSlider(value=float(value), min=lo, max=hi, step=step,
+                                          description=description, continuous_update=False)
+                for name, description, value, (lo, hi) in zip(("z1", "z2"), ("$z_1$", "$z_2$"), start, ranges)}
+
+    digits = [int(digit) for digit in torch.unique(code_labels)]
+    medians = np.array([codes[code_labels == digit].median(0).values.numpy() for digit in digits])
 
     def draw(fig, z1, z2):
-        plane, picture = fig.subplots(1, 2, width_ratios=(1.2, 1))
-        plot_digit_scatter(codes, code_labels, ax=plane, s=4, alpha=0.5)
+        plane, picture = fig.subplots(1, 2, width_ratios=(1.35, 1))
+        plot_digit_scatter(codes, code_labels, ax=plane, label_digits=False)
+        plane.set_xlim(*ranges[0])
+        plane.set_ylim(*ranges[1])
+        write_digits(plane, digits, medians)
         plane.plot([z1], [z2], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
                    markeredgecolor="black", markeredgewidth=2, label="chosen point")
-        plane.set_xlim(lo, hi)
-        plane.set_ylim(lo, hi)
-        plane.set_aspect("equal")
         plane.set_xlabel("$z_1$")
         plane.set_ylabel("$z_2$")
         image = decoded_mean(model, z1, z2).reshape(image_shape)
