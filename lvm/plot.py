@@ -27,7 +27,8 @@ from .models.mixture import GaussianMixture
 
 __all__ = ["COLORS", "DIGIT_COLORS", "DIGIT_MARKERS", "MIN_TEXT_PT", "component_colors", "figure_record",
            "plot_digit_scatter", "plot_history", "plot_image_grid", "plot_mixture", "plot_responsibilities",
-           "plot_samples_vs_density", "render_png", "spread_apart", "use_course_style"]
+           "plot_samples_vs_density", "render_png", "spread_apart", "use_course_style",
+           "write_digit_labels"]
 
 # Okabe & Ito's palette, the usual colour-blind-safe choice for up to eight series (black is the eighth).
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -118,11 +119,10 @@ def use_course_style() -> None:
 
 def plot_digit_scatter(z, labels, ax=None, s: float = 12.0, alpha: float = 0.5, label_digits: bool = True):
     """Codes ``z`` ([n, 2]) coloured and marked by their digit ``labels`` ([n]), each digit written near the
-    median of its cloud: readable without telling ten colours apart.
+    median of its cloud (:func:`write_digit_labels`): readable without telling ten colours apart.
 
     The markers' shapes can be told apart from about ``s = 10`` (points²) on the site; smaller, the clouds differ
-    by colour alone. Digits whose medians lie close together are pushed apart, each joined to its median by a
-    thin line, so that no numeral hides another.
+    by colour alone. Set the axes' limits before calling if they are not to be the data's.
     """
     ax = ax or plt.gca()
     z = torch.as_tensor(z).detach().cpu().float().numpy()
@@ -131,27 +131,38 @@ def plot_digit_scatter(z, labels, ax=None, s: float = 12.0, alpha: float = 0.5, 
         raise ValueError(f"z must have shape [n, 2], got {tuple(z.shape)}")
     if labels.shape != (z.shape[0],):
         raise ValueError(f"labels must have shape [{z.shape[0]}], got {tuple(labels.shape)}")
-    import matplotlib.patheffects as effects
-
     digits = [int(d) for d in np.unique(labels)]
-    medians = []
     for digit in digits:
         points = z[labels == digit]
         ax.scatter(points[:, 0], points[:, 1], s=s, alpha=alpha, color=DIGIT_COLORS[digit % 10],
                    marker=DIGIT_MARKERS[digit % 10], linewidths=0, label=str(digit))
-        medians.append(np.median(points, axis=0))
     if label_digits and digits:
-        medians = np.array(medians)
-        spread = np.ptp(z, axis=0)
-        spread[spread == 0] = 1.0
-        placed = spread_apart(medians / spread, min_distance=0.07) * spread
-        for digit, median, spot in zip(digits, medians, placed):
-            if np.hypot(*((spot - median) / spread)) > 0.01:
-                ax.plot([median[0], spot[0]], [median[1], spot[1]], color="0.3", lw=0.8)
-            ax.text(spot[0], spot[1], str(digit), fontsize=12, fontweight="bold", ha="center", va="center",
-                    color=DIGIT_COLORS[digit % 10],
-                    path_effects=[effects.withStroke(linewidth=3, foreground="white")])
+        write_digit_labels(ax, digits, np.array([np.median(z[labels == d], axis=0) for d in digits]))
     return ax
+
+
+def write_digit_labels(ax, digits: Sequence[int], medians: np.ndarray, gap: float = 0.22) -> np.ndarray:
+    """Each digit written near its median (``medians[k]`` for ``digits[k]``), in its colour, on ``ax``.
+
+    Numerals that would be closer than ``gap`` inches on the page, at the axes' limits and size when called,
+    are pushed apart, each joined to its median by a thin line: measured on the page, so that no numeral hides
+    another however small the axes are drawn. Returns where they were written, in data units.
+    """
+    import matplotlib.patheffects as effects
+
+    (x_lo, x_hi), (y_lo, y_hi) = ax.get_xlim(), ax.get_ylim()
+    box = ax.get_window_extent()
+    inches_per_unit = np.array([box.width / (x_hi - x_lo), box.height / (y_hi - y_lo)]) / ax.figure.dpi
+    origin = np.array([x_lo, y_lo])
+    medians = np.asarray(medians, dtype=float)
+    placed = spread_apart((medians - origin) * inches_per_unit, min_distance=gap) / inches_per_unit + origin
+    for digit, median, spot in zip(digits, medians, placed):
+        if np.hypot(*((spot - median) * inches_per_unit)) > 0.02:
+            ax.plot([median[0], spot[0]], [median[1], spot[1]], color="0.3", lw=0.8)
+        ax.text(spot[0], spot[1], str(digit), fontsize=12, fontweight="bold", ha="center", va="center",
+                color=DIGIT_COLORS[digit % 10],
+                path_effects=[effects.withStroke(linewidth=3, foreground="white")])
+    return placed
 
 
 def spread_apart(points: np.ndarray, min_distance: float, steps: int = 200) -> np.ndarray:

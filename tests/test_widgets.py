@@ -111,14 +111,15 @@ def test_digit_labels_never_hide_each_other_and_stay_near_their_clouds():
     assert gaps[np.triu_indices(4, 1)].min() >= 0.07 - 1e-9  # before: 0.01 apart
     assert np.allclose(placed[3], centres[3])  # a label with room is not moved
     assert np.abs(placed[:3] - centres[:3]).max() < 0.07  # the others move only as far as needed
-    fig = Figure()
+    fig = Figure(figsize=(3, 3))
     ax = fig.subplots()
     cloud = torch.randn(50, 2, generator=torch.Generator().manual_seed(0)) * 0.1
     z = torch.cat([cloud, cloud])  # two digits with the same median
     lvm.plot.plot_digit_scatter(z, torch.tensor([7] * 50 + [9] * 50), ax=ax)
     assert sorted(t.get_text() for t in ax.texts) == ["7", "9"]
-    (x7, y7), (x9, y9) = [t.get_position() for t in sorted(ax.texts, key=lambda t: t.get_text())]
-    assert np.hypot(x7 - x9, y7 - y9) > 0.02  # unspread, they would be written on top of each other
+    (x7, y7), (x9, y9) = [ax.transData.transform(t.get_position()) / fig.dpi
+                          for t in sorted(ax.texts, key=lambda t: t.get_text())]
+    assert np.hypot(x7 - x9, y7 - y9) >= 0.21  # inches apart on the page; unspread, on top of each other
     assert len(ax.lines) >= 1  # the moved numerals are joined to their medians
     with pytest.raises(ValueError, match="labels"):
         lvm.plot.plot_digit_scatter(z, torch.zeros(3), ax=ax)

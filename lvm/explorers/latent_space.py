@@ -12,14 +12,13 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import matplotlib.patheffects as effects
 import numpy as np
 import torch
 
-from ..plot import DIGIT_COLORS, plot_digit_scatter, spread_apart
+from ..plot import plot_digit_scatter, write_digit_labels
 from ..widgets import Explorer
 
-__all__ = ["latent_space_explorer", "decoded_mean", "write_digits"]
+__all__ = ["latent_space_explorer", "decoded_mean"]
 
 
 def decoded_mean(model, z1: float, z2: float) -> torch.Tensor:
@@ -30,27 +29,6 @@ def decoded_mean(model, z1: float, z2: float) -> torch.Tensor:
     z = torch.tensor([[float(z1), float(z2)]], dtype=dtype, device=device)
     with torch.no_grad():
         return model.decode(z)[0].detach().cpu()
-
-
-def write_digits(ax, digits: Sequence[int], medians: np.ndarray, gap: float = 0.22) -> np.ndarray:
-    """Each digit written near its median (``medians[k]`` for ``digits[k]``), in its colour, on ``ax``.
-
-    Numerals that would be closer than ``gap`` inches on the axes, at the axes' limits and size when called, are
-    pushed apart, each joined to its median by a thin line: the spacing is measured on the page, so that no
-    numeral hides another however small the axes are drawn. Returns where they were written, in data units.
-    """
-    (x_lo, x_hi), (y_lo, y_hi) = ax.get_xlim(), ax.get_ylim()
-    box = ax.get_window_extent()
-    inches_per_unit = np.array([box.width / (x_hi - x_lo), box.height / (y_hi - y_lo)]) / ax.figure.dpi
-    origin = np.array([x_lo, y_lo])
-    placed = spread_apart((medians - origin) * inches_per_unit, min_distance=gap) / inches_per_unit + origin
-    for digit, median, spot in zip(digits, medians, placed):
-        if np.hypot(*((spot - median) * inches_per_unit)) > 0.02:
-            ax.plot([median[0], spot[0]], [median[1], spot[1]], color="0.3", lw=0.8)
-        ax.text(spot[0], spot[1], str(digit), fontsize=12, fontweight="bold", ha="center", va="center",
-                color=DIGIT_COLORS[digit % 10],
-                path_effects=[effects.withStroke(linewidth=3, foreground="white")])
-    return placed
 
 
 def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
@@ -133,7 +111,7 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
         plot_digit_scatter(codes, code_labels, ax=plane, label_digits=False)
         plane.set_xlim(*ranges[0])
         plane.set_ylim(*ranges[1])
-        write_digits(plane, digits, medians)
+        write_digit_labels(plane, digits, medians)
         plane.plot([z1], [z2], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
                    markeredgecolor="black", markeredgewidth=2, label="chosen point")
         plane.set_xlabel("$z_1$")
