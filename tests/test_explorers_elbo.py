@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import ipywidgets as widgets
 import matplotlib
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ X = np.array([1.5, -0.5])
 # Steps of 1e-3, and wide enough for the widest q below, N(1.5, 2²): on [-12, 12] its tail, where log p(x, z)
 # falls like -2.3 z², would be missing and its ELBO 2.5e-5 too high.
 Z = np.linspace(-20.0, 20.0, 40001)
+# np.trapezoid from NumPy 2.0, np.trapz before it (pyproject allows numpy >= 1.24).
+trapezoid = getattr(np, "trapezoid", None) or np.trapz
 
 
 def model() -> lvm.LinearGaussian:
@@ -38,9 +41,9 @@ def by_quadrature(m: float, s: float) -> tuple[float, float, float]:
     """(ELBO, log p(x), log p(x) − ELBO) of q = N(m, s²), by the trapezoid rule on Z: no lvm, no torch."""
     lj = log_joint(Z)
     top = lj.max()
-    log_px = top + math.log(np.trapezoid(np.exp(lj - top), Z))
+    log_px = top + math.log(trapezoid(np.exp(lj - top), Z))
     log_q = -0.5 * math.log(2 * math.pi * s**2) - 0.5 * ((Z - m) / s) ** 2
-    elbo = float(np.trapezoid(np.exp(log_q) * (lj - log_q), Z))
+    elbo = float(trapezoid(np.exp(log_q) * (lj - log_q), Z))
     return elbo, log_px, log_px - elbo
 
 
@@ -57,6 +60,27 @@ def drawn_numbers(figure) -> tuple[float, float, float]:
     assert bar.get_x() == pytest.approx(elbo, abs=1e-12)  # the bar starts at the ELBO ...
     assert bar.get_x() + bar.get_width() == pytest.approx(log_px, abs=1e-9)  # ... and ends at log p(x)
     return elbo, log_px, bar.get_width()
+
+
+def drawn_rows(figure) -> dict[float, str]:
+    """Each row of the number line, by its height: what is drawn on it, checked, and the label written beside it.
+
+    Rows: log p(x) (a diamond) at 2, the ELBO (a dot) at 1, the KL bar at 0. Swapping the two markers' rows puts
+    the diamond at 1 and the dot at 2; a bar drawn on the ELBO's row has its centre at 1.
+    """
+    log_px, elbo, bar = (drawn(figure, gid) for gid in ("log_px", "elbo", "kl"))
+    assert (log_px.get_marker(), list(log_px.get_ydata())) == ("D", [2])
+    assert (elbo.get_marker(), list(elbo.get_ydata())) == ("o", [1])
+    assert bar.get_y() + bar.get_height() / 2 == pytest.approx(0.0, abs=1e-12)
+    bottom = figure.axes[1]
+    # Each label with its tick's height: ticks [0, 1, 2] with the same labels would write log p(x) beside the KL
+    # bar and KL beside the diamond.
+    return {float(tick): label.get_text() for tick, label in zip(bottom.get_yticks(), bottom.get_yticklabels())}
+
+
+def arrow_heads(figure) -> list:
+    """The '<' markers on the number line: the arrow head that says the ELBO lies left of the axis."""
+    return [line for line in figure.axes[1].get_lines() if line.get_marker() == "<"]
 
 
 def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature():
@@ -79,10 +103,19 @@ def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature(
         assert elbo == pytest.approx(want_elbo, abs=1e-7)
         assert log_px == pytest.approx(want_log_px, abs=1e-7)
         assert gap == pytest.approx(want_gap, abs=1e-7)
-        # The numbers written beside the rows are the same, to the two decimals shown.
-        labels = [t.get_text() for t in explorer.figure.axes[1].get_yticklabels()]
-        written = [f"log p(x) {want_log_px:.2f}", f"ELBO {want_elbo:.2f}", f"KL {want_gap:.2f}"]
-        assert labels == [w.replace("-", "\u2212") for w in written]
+        # The numbers written beside the rows are the same, to the two decimals shown, each beside its own row.
+        written = {2.0: f"log p(x) {want_log_px:.2f}", 1.0: f"ELBO {want_elbo:.2f}", 0.0: f"KL {want_gap:.2f}"}
+        assert drawn_rows(explorer.figure) == {row: w.replace("-", "\u2212") for row, w in written.items()}
+        # Only the first q's ELBO (9.7 nats below log p(x), 4 nats of axis) lies left of the axis: one arrow head
+        # there, on the ELBO's row, at the axis' left end; none at the other three (gaps 1.4, 0.81 and 0).
+        heads = arrow_heads(explorer.figure)
+        if gap > 4.0:
+            (head,) = heads  # without the arrow head: none
+            left = explorer.figure.axes[1].get_xlim()[0]
+            assert list(head.get_xdata()) == [left] and list(head.get_ydata()) == [1]
+            assert left == pytest.approx(log_px - 4.0, abs=1e-12) and elbo < left
+        else:
+            assert heads == []  # an arrow head drawn at every setting: one here
         gaps.append(gap)
     # 9.72 and 1.44 nats off the posterior; at twice its standard deviation, whatever the model,
     # (4 − 1 − log 4) / 2 = 0.807; at the posterior the gap closes.
@@ -96,12 +129,32 @@ def test_the_drawn_densities_are_q_and_the_posterior():
     explorer.controls["m"].value = 0.4
     explorer.controls["s"].value = 0.7
     posterior_line, q_line = explorer.figure.axes[0].get_lines()[:2]
+    # Each line and its legend entry carry the right name, the posterior's solid and q's dashed; with the two
+    # labels swapped, p(z | x) would name the dashed line.
+    assert (posterior_line.get_label(), posterior_line.get_linestyle()) == (r"$p(z \mid x)$", "-")
+    assert (q_line.get_label(), q_line.get_linestyle()) == (r"$q(z)$", "--")
+    legend = explorer.figure.axes[0].get_legend()
+    entries = {t.get_text(): h.get_linestyle() for t, h in zip(legend.get_texts(), legend.legend_handles)}
+    assert entries == {r"$p(z \mid x)$": "-", r"$q(z)$": "--"}
     z = np.asarray(q_line.get_xdata(), dtype=float)
     q = np.exp(-0.5 * ((z - 0.4) / 0.7) ** 2) / (0.7 * math.sqrt(2 * math.pi))
     np.testing.assert_allclose(q_line.get_ydata(), q, rtol=1e-9, atol=1e-12)
     # The posterior p(x, z) / p(x) by quadrature; a posterior with σ² M⁻¹ replaced by M⁻¹ would be off by 0.2.
     _, log_px, _ = by_quadrature(0.0, 1.0)
     np.testing.assert_allclose(posterior_line.get_ydata(), np.exp(log_joint(z) - log_px), rtol=1e-6, atol=1e-9)
+
+
+def test_the_sliders_can_be_set_to_the_chapter_s_settings():
+    """Chapter 4's stand-in shows m = 0.3, −0.77 and s = 0.22, 0.44, 0.88, 1: a student can drag the sliders there."""
+    explorer = elbo_gap_explorer(model(), X, m_range=(-2.5, 1.5), s_range=(0.02, 2.0))
+    for name, values in (("m", (-0.77, 0.3)), ("s", (0.22, 0.44, 0.88, 1.0))):
+        control = explorer.controls[name]
+        # A linear slider takes the values min + k step. A log slider (FloatLogSlider, steps of 0.01 in log10
+        # from 0.02) takes 0.4375 and 0.4477 but not 0.44.
+        assert type(control) is widgets.FloatSlider and control.step == 0.01
+        for value in values:
+            k = (value - control.min) / control.step
+            assert control.min <= value <= control.max and abs(k - round(k)) < 1e-6
 
 
 def test_bad_arguments_are_refused_with_their_names():
@@ -124,6 +177,6 @@ def test_bad_arguments_are_refused_with_their_names():
 def _posterior_by_quadrature() -> tuple[float, float]:
     lj = log_joint(Z)
     weights = np.exp(lj - lj.max())
-    weights /= np.trapezoid(weights, Z)
-    mean = float(np.trapezoid(weights * Z, Z))
-    return mean, math.sqrt(float(np.trapezoid(weights * (Z - mean) ** 2, Z)))
+    weights /= trapezoid(weights, Z)
+    mean = float(trapezoid(weights * Z, Z))
+    return mean, math.sqrt(float(trapezoid(weights * (Z - mean) ** 2, Z)))

@@ -2,9 +2,10 @@
 
 :func:`elbo_gap_explorer` takes a model whose log-evidence and posterior are exact (a
 :class:`~lvm.LinearGaussian` with a one-dimensional latent variable) and one data point x. Two sliders set the
-mean m and the standard deviation s of q(z) = N(m, s²). The figure shows, above, the densities q(z) and
-p(z | x); below, on one axis in nats, log p(x) (which q cannot move), the ELBO, and the gap between them, the
-KL divergence from q to the posterior. The gap closes only when q is the posterior.
+mean m and the standard deviation s of q(z) = N(m, s²), each in steps of 0.01 from its minimum. The figure
+shows, above, the densities q(z) and p(z | x); below, on one axis in nats, log p(x) (which q cannot move), the
+ELBO, and the gap between them, the KL divergence from q to the posterior. The gap closes only when q is the
+posterior.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ def elbo_gap_explorer(model: LinearGaussian, x, m_range=None, s_range=(0.05, 2.0
         model: a :class:`~lvm.LinearGaussian` with ``z_dim == 1``: its ``log_marginal``, ``posterior`` and
             ``elbo_exact`` are exact, so every number drawn is exact too.
         x: one data point, shape ``[d_x]`` or ``[1, d_x]``.
-        m_range: the mean slider's ``(min, max)``; by default the posterior mean ± 2.
-        s_range: the standard-deviation slider's ``(min, max)``, both positive; the slider is logarithmic.
+        m_range: the mean slider's ``(min, max)``; by default the posterior mean ± 2, rounded to one decimal.
+        s_range: the standard-deviation slider's ``(min, max)``, both positive. Both sliders move in steps of
+            0.01 from their minimum, so that with minima written to two decimals, every setting written to two
+            decimals in the range can be set, and their readouts show two decimals.
         figsize: the live figure's size in inches.
 
-    The bottom panel's artists carry ``gid`` s a test can find: the KL bar (``"kl"``, from the ELBO to
-    log p(x)) and the markers at the ELBO (``"elbo"``) and at log p(x) (``"log_px"``).
+    The bottom panel's artists carry gid labels that a test can find: the KL bar (``"kl"``, from the ELBO to
+    log p(x)) and the markers at the ELBO (``"elbo"``) and at log p(x) (``"log_px"``); when the ELBO lies left of
+    the axis, an arrow head at its left end (``"elbo_off_axis"``).
     """
     import ipywidgets as widgets
 
@@ -69,9 +73,8 @@ def elbo_gap_explorer(model: LinearGaussian, x, m_range=None, s_range=(0.05, 2.0
     controls = {
         "m": widgets.FloatSlider(value=min(max(round(post_mean + 1.0, 2), m_lo), m_hi), min=m_lo, max=m_hi,
                                  step=0.01, description="m", continuous_update=True),
-        "s": widgets.FloatLogSlider(value=min(max(1.0, s_lo), s_hi), base=10, min=math.log10(s_lo),
-                                    max=math.log10(s_hi), step=0.01, description="s",
-                                    readout_format=".3g"),
+        "s": widgets.FloatSlider(value=min(max(1.0, s_lo), s_hi), min=s_lo, max=s_hi, step=0.01,
+                                 description="s", continuous_update=True),
     }
 
     def draw(fig, m, s):
@@ -100,7 +103,7 @@ def elbo_gap_explorer(model: LinearGaussian, x, m_range=None, s_range=(0.05, 2.0
         bottom.plot([log_px], [2], "D", color="black", ms=7, gid="log_px")
         bottom.plot([elbo], [1], "o", color=COLORS[0], ms=7, gid="elbo")
         if elbo < left:  # off the left edge: an arrow head at the edge says which way it went
-            bottom.plot([left], [1], "<", color=COLORS[0], ms=8, clip_on=False)
+            bottom.plot([left], [1], "<", color=COLORS[0], ms=8, clip_on=False, gid="elbo_off_axis")
         bottom.set_xlim(left, log_px + 0.5)
         bottom.set_ylim(-0.6, 2.6)
         bottom.set_yticks([2, 1, 0], [f"log p(x) {_num(log_px)}", f"ELBO {_num(elbo)}", f"KL {_num(kl)}"])
