@@ -37,7 +37,7 @@ def attribute_explorer(model, codes, vector, images=None, strengths: Sequence[fl
     ``model`` is anything with ``decode(z)`` returning the decoder's mean (a VAE: pixel probabilities);
     ``codes`` is ``[n, z_dim]`` (the encoder means of the images to edit), ``vector`` is ``[z_dim]``, and
     ``images`` (optional, ``[n, prod(shape)]``) are the images themselves, drawn on the left, their
-    ``measure`` a dotted line. ``strengths`` is the slider's range ``(lowest, highest)``.
+    ``measure`` a dotted line; a legend names the lines. ``strengths`` is the slider's range ``(lowest, highest)``.
     """
     import ipywidgets as widgets
 
@@ -117,5 +117,6 @@ def attribute_explorer(model, codes, vector, images=None, strengths: Sequence[fl
         along.set_xlabel("step η")
         along.set_ylabel(measure_name)
         along.set_title(f"{measure_name} {value:.3f}")
+        along.legend(loc="best")  # the style's legend size (9 pt)
 
     return Explorer(draw, controls, figsize=(6.4, 2.6))
