@@ -114,12 +114,18 @@ def test_digit_labels_never_hide_each_other_and_stay_near_their_clouds():
     fig = Figure(figsize=(3, 3))
     ax = fig.subplots()
     cloud = torch.randn(50, 2, generator=torch.Generator().manual_seed(0)) * 0.1
-    z = torch.cat([cloud, cloud])  # two digits with the same median
-    lvm.plot.plot_digit_scatter(z, torch.tensor([7] * 50 + [9] * 50), ax=ax)
-    assert sorted(t.get_text() for t in ax.texts) == ["7", "9"]
-    (x7, y7), (x9, y9) = [ax.transData.transform(t.get_position()) / fig.dpi
-                          for t in sorted(ax.texts, key=lambda t: t.get_text())]
-    assert np.hypot(x7 - x9, y7 - y9) >= 0.21  # inches apart on the page; unspread, on top of each other
+    z = torch.cat([cloud, cloud, cloud + torch.tensor([3.0, 0.0])])  # 7 and 9 share a median; 4 is far off
+    labels = torch.tensor([7] * 50 + [9] * 50 + [4] * 50)
+    lvm.plot.plot_digit_scatter(z, labels, ax=ax)
+    written = {t.get_text(): ax.transData.transform(t.get_position()) / fig.dpi for t in ax.texts}
+    assert sorted(written) == ["4", "7", "9"]
+    assert np.hypot(*(written["7"] - written["9"])) >= 0.21  # inches apart; unspread, on top of each other
     assert len(ax.lines) >= 1  # the moved numerals are joined to their medians
+    four_median = ax.transData.transform(np.median(z[100:].numpy(), axis=0)) / fig.dpi
+    assert np.hypot(*(written["4"] - four_median)) < 0.02  # each numeral at its own cloud, not another's
+    # Each digit's cloud has its own colour and its own marker, so it reads without colour vision.
+    clouds = {c.get_label(): c for c in ax.collections}
+    assert len({tuple(clouds[d].get_facecolor()[0][:3]) for d in "479"}) == 3
+    assert len({clouds[d].get_paths()[0].vertices.tobytes() for d in "479"}) == 3
     with pytest.raises(ValueError, match="labels"):
         lvm.plot.plot_digit_scatter(z, torch.zeros(3), ax=ax)
