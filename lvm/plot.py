@@ -207,7 +207,8 @@ def plot_mixture(model: GaussianMixture, ax=None, x_range=None, show_components:
         if show_components:
             weighted = model.weights * model.components().log_prob(grid[:, None]).exp()
             for k, color in enumerate(component_colors(model.n_components)):
-                ax.plot(grid, weighted[:, k], "--", color=color, lw=1.2,
+                # Above p(x), which covers each component near its peak.
+                ax.plot(grid, weighted[:, k], "--", color=color, lw=1.4, zorder=3,
                         label=rf"$\lambda_{k + 1}\,\mathcal{{N}}(x\mid\mu_{k + 1},\sigma_{k + 1}^2)$")
         ax.plot(grid, model.log_marginal(grid).exp(), color="black", lw=2, label=label)
     ax.set_xlabel("$x$")

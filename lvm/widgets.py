@@ -14,6 +14,7 @@ setting of the controls, and the ipywidgets controls that name those values::
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Mapping, Sequence
 
 import torch
@@ -134,20 +135,30 @@ def mixture_from_sliders(raw_weights, means, stds) -> GaussianMixture:
 
 
 def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
-    """Sliders for λ_k, μ_k, σ_k of a 1-D mixture; redraws p(x), its components and p(z | x)."""
+    """Sliders for λ_k, μ_k, σ_k of a 1-D mixture; redraws p(x), its components and p(z | x).
+
+    The sliders start at ``model``'s values: each mean must lie in ``x_range`` (the means' sliders span it),
+    and the spreads' sliders reach at least 3 and the largest σ_k.
+    """
     import ipywidgets as widgets
 
     if model.x_dim is not None:
         raise ValueError("model must be a 1-D GaussianMixture (means of shape [K])")
     k = model.n_components
+    outside = [f"μ{i + 1} = {float(m):g}" for i, m in enumerate(model.means) if not x_range[0] <= m <= x_range[1]]
+    if outside:
+        # A slider clamps its start into its range: the explorer would open on another mixture, silently.
+        raise ValueError(f"x_range {tuple(x_range)} must hold every mean of model; {', '.join(outside)} lies "
+                         f"outside it: pass a wider x_range")
+    s_max = max(3.0, math.ceil(float(model.stds.max()) / 0.05) * 0.05)
     controls = {}
     for i in range(k):
         controls[f"w{i}"] = widgets.FloatSlider(value=float(model.weights[i]), min=0.0, max=1.0, step=0.01,
-                                                description=f"λ{i + 1} (raw)")
+                                                description=f"$\\lambda_{{{i + 1}}}$ (raw)")
         controls[f"m{i}"] = widgets.FloatSlider(value=float(model.means[i]), min=x_range[0], max=x_range[1],
-                                                step=0.05, description=f"μ{i + 1}")
-        controls[f"s{i}"] = widgets.FloatSlider(value=float(model.stds[i]), min=0.05, max=3.0, step=0.05,
-                                                description=f"σ{i + 1}")
+                                                step=0.05, description=f"$\\mu_{{{i + 1}}}$")
+        controls[f"s{i}"] = widgets.FloatSlider(value=float(model.stds[i]), min=0.05, max=s_max, step=0.05,
+                                                description=f"$\\sigma_{{{i + 1}}}$")
 
     def draw(fig, **values):
         raw = [values[f"w{i}"] for i in range(k)]

@@ -82,6 +82,24 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     at_x = np.isclose(band[:, 0][None, :], grid.numpy()[:, None])
     upper = np.where(at_x, band[:, 1][None, :], -np.inf).max(axis=1)  # the area's top edge at each x
     assert np.allclose(upper, expected, atol=1e-5)  # a bottom panel left at the first mixture is up to 0.74 off
+    # The stand-in draws each setting alone, on top of the controls' values, and leaves the controls as they were.
+    live = explorer.values()
+    stand_in = explorer.stand_in([{"m0": 1.5}, {"w0": 0.2}])
+    assert explorer.values() == live  # writing the settings into the sliders would stack them up
+    titles = [panel._suptitle.get_text() for panel in stand_in.subfigs[:2]]
+    assert titles == ["$\\mu_{1}$ = 1.5", "$\\lambda_{1}$ (raw) = 0.2"]  # one-based, as in the text
+    for panel, setting in zip(stand_in.subfigs, [{"m0": 1.5}, {"w0": 0.2}]):
+        values = {**live, **setting}
+        drawn = lvm.widgets.mixture_from_sliders([values["w0"], values["w1"]], [values["m0"], values["m1"]],
+                                                 [values["s0"], values["s1"]])
+        density = [line for line in panel.axes[0].lines if line.get_label() == "$p(x)$"][0]
+        expected = drawn.log_marginal(torch.as_tensor(density.get_xdata())).exp().numpy()
+        assert np.allclose(density.get_ydata(), expected, atol=1e-6)  # the other setting's mixture is off
+    # A model the sliders cannot show is refused, not clamped into another mixture.
+    with pytest.raises(ValueError, match=r"x_range .* \u03bc1 = -8"):
+        lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-8.0, 1.0], [0.5, 4.0]))
+    wide = lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.5, 4.0]))
+    assert wide.values()["s1"] == 4.0  # the spread's slider reaches the model's sigma, 4, not 3
     mixed = lvm.widgets.mixture_from_sliders([2.0, 6.0], [0.0, 1.0], [1.0, 1.0])
     assert torch.allclose(mixed.weights, torch.tensor([0.25, 0.75]))
     with pytest.raises(ValueError, match="raw_weights"):
