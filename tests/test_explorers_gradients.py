@@ -158,6 +158,41 @@ def test_the_share_of_draws_off_the_plot_is_written_to_a_tenth_of_a_percent():
     assert shown == [0.5], texts
     # The reparameterised averages all lie on the plot: the bottom panel's only text labels the line.
     assert [t.get_text() for t in explorer.figure.axes[1].texts] == ["exact gradient"]
+    # Draws off either edge count. With the axis from 0 to 15, at S = 1, no baseline, σ = 0.6, the negative
+    # half of the score-function draws (51.1% with seed 0) lies off its left edge and 1.75% of them off its
+    # right: the panel says 52.8%; counting only the right edge would say 1.8%, only the left 51.1%.
+    explorer = estimator_explorer(mu=MU, x_range=(0.0, 15.0))
+    values = explorer.draws(1, "none", 0.6)["score function"].numpy()
+    left, right = np.mean(values < 0.0), np.mean(values > 15.0)
+    assert left > 0.45 and right > 0.01
+    texts = [t.get_text() for t in explorer.figure.axes[0].texts]
+    shown = [float(m.group(1)) for m in map(re.compile(r"^([0-9.]+)% of the draws").match, texts) if m]
+    assert len(shown) == 1 and shown[0] == pytest.approx(100 * (left + right), abs=0.05), (texts, left, right)
+
+
+def test_the_score_function_with_the_baseline_at_one_sample_is_drawn_as_the_chapter_describes_it():
+    # Chapter 5's alt text of fig-grad-explorer (seed 0, the default axis 2μ ± 7.5 in bars 0.1 wide): a
+    # spike just below zero about 1.3 high, falling to about 0.2 by 1 and staying near that up to a sharp
+    # end near 2.8, then a thin tail with a tenth of the draws above 3. The estimate (z² − c) ε/σ is
+    # 0.6ε³ + 1.6ε² − 0.6ε here: negative for 0 < ε < 1/3 (down to −0.053), with a local maximum of 2.80 at
+    # ε = −1.95. Read as "starting at zero", the tallest bar would be (0, 0.1), 1.02 high.
+    explorer = estimator_explorer(mu=MU)
+    explorer.controls["baseline"].value = "E[h]"
+    top = explorer.figure.axes[0]
+    # The stepfilled outline runs along the bars' tops left to right: each bar is a step from (a, h) to
+    # (a + 0.1, h).
+    outline = top.patches[0].get_xy()
+    bars = [(x0, y0) for (x0, y0), (x1, y1) in zip(outline, outline[1:]) if y0 == y1 and x1 > x0]
+    left, heights = np.array(bars).T
+    assert len(left) == 150 and np.allclose(np.diff(left), 0.1)
+    tallest = int(heights.argmax())
+    assert left[tallest] == pytest.approx(-0.1) and 1.2 < heights[tallest] < 1.4
+    plateau = heights[(left > 0.95) & (left < 2.75)]  # the bars from 1.0 to 2.8
+    assert plateau.min() > 0.1 and plateau.max() < 0.3, plateau
+    tail = heights[(left > 2.85) & (left < 7.5)]  # from 2.9 up: under a tenth of the plateau's lowest bar
+    assert tail.max() < 0.05, tail
+    values = explorer.draws(1, "E[h]", 0.6)["score function"].numpy()
+    assert 0.09 < np.mean(values > 3) < 0.11
 
 
 def test_the_line_is_labelled_on_its_left_when_it_stands_in_the_right_of_the_axis():

@@ -98,7 +98,7 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
     (:func:`exact_variance`). Both panels share one horizontal axis, the same for every setting (by default
     2μ ± 7.5), so the histograms visibly narrow as S grows; where 0.5% of the draws or more lie off it, the
     panel says what share (to 0.1%). The dotted line is labelled "exact gradient" at the top of the bottom
-    panel, on the side with more room (the right at the default axis).
+    panel, on its right unless the line stands in the right 40% of the axis, then on its left.
 
     Args:
         mu: q's mean μ, a finite number; the same for every setting.
@@ -158,7 +158,7 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
                 ax.text(x, 0.97, f"{off:.1%} of the draws\nlie off the plot", transform=ax.transAxes,
                         ha="right" if x > 0.5 else "left", va="top", fontsize=9)
         axes[0].tick_params(labelbottom=False)
-        # The dotted line's label, beside its top, on the side with more room.
+        # The dotted line's label, beside its top: right of it unless it is in the right 40% of the axis.
         axes[1].annotate("exact gradient", (gradient, 0.97), xycoords=axes[1].get_xaxis_transform(),
                          xytext=(4 if label_right else -4, 0), textcoords="offset points",
                          ha="left" if label_right else "right", va="top", fontsize=9, annotation_clip=True)
