@@ -10,6 +10,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from matplotlib.collections import PolyCollection
 
 import lvm
 from lvm.explorers.elbo import elbo_gap_explorer
@@ -20,7 +21,7 @@ matplotlib.use("Agg")
 W, B, SIGMA = np.array([0.9, -1.3]), np.array([0.2, 0.1]), 0.8
 X = np.array([1.5, -0.5])
 # Steps of 1e-3, and wide enough for the widest q below, N(1.5, 2²): on [-12, 12] its tail, where log p(x, z)
-# falls like -2.3 z², would be missing and its ELBO 2.5e-5 too high.
+# falls like -(1 + |w|²/σ²) z²/2 = -2.45 z², would be missing and its ELBO 2.5e-5 too high.
 Z = np.linspace(-20.0, 20.0, 40001)
 # np.trapezoid from NumPy 2.0, np.trapz before it (pyproject allows numpy >= 1.24).
 trapezoid = getattr(np, "trapezoid", None) or np.trapz
@@ -78,6 +79,14 @@ def drawn_rows(figure) -> dict[float, str]:
     return {float(tick): label.get_text() for tick, label in zip(bottom.get_yticks(), bottom.get_yticklabels())}
 
 
+def dotted_guides(figure) -> list[float]:
+    """The x-positions of the number line's dotted vertical guides, in increasing order."""
+    guides = [line for line in figure.axes[1].get_lines() if line.get_linestyle() == ":"]
+    for line in guides:  # vertical: one x for both ends
+        assert len(set(line.get_xdata())) == 1
+    return sorted(float(line.get_xdata()[0]) for line in guides)
+
+
 def arrow_heads(figure) -> list:
     """The '<' markers on the number line: the arrow head that says the ELBO lies left of the axis."""
     return [line for line in figure.axes[1].get_lines() if line.get_marker() == "<"]
@@ -106,6 +115,9 @@ def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature(
         # The numbers written beside the rows are the same, to the two decimals shown, each beside its own row.
         written = {2.0: f"log p(x) {want_log_px:.2f}", 1.0: f"ELBO {want_elbo:.2f}", 0.0: f"KL {want_gap:.2f}"}
         assert drawn_rows(explorer.figure) == {row: w.replace("-", "\u2212") for row, w in written.items()}
+        # One dotted guide at the ELBO and one at log p(x); with the ELBO's guide drawn at log p(x) both would
+        # stand there, 9.7, 1.4 and 0.81 nats right of the ELBO at the first three settings.
+        assert dotted_guides(explorer.figure) == pytest.approx(sorted([want_elbo, want_log_px]), abs=1e-7)
         # Only the first q's ELBO (9.7 nats below log p(x), 4 nats of axis) lies left of the axis: one arrow head
         # there, on the ELBO's row, at the axis' left end; none at the other three (gaps 1.4, 0.81 and 0).
         heads = arrow_heads(explorer.figure)
@@ -139,9 +151,35 @@ def test_the_drawn_densities_are_q_and_the_posterior():
     z = np.asarray(q_line.get_xdata(), dtype=float)
     q = np.exp(-0.5 * ((z - 0.4) / 0.7) ** 2) / (0.7 * math.sqrt(2 * math.pi))
     np.testing.assert_allclose(q_line.get_ydata(), q, rtol=1e-9, atol=1e-12)
+    # The one shaded area is q's: its polygon's upper edge is q's density at every z and its lower edge 0.
+    # Shading the posterior instead would put the upper edge at the posterior's density, up to 0.35 from q's
+    # (0.88 against 0.54 at the posterior's peak).
+    (shade,) = [c for c in explorer.figure.axes[0].collections if isinstance(c, PolyCollection)]
+    (path,) = shade.get_paths()
+    xs, which = np.unique(path.vertices[:, 0], return_inverse=True)
+    upper, lower = np.full(len(xs), -np.inf), np.full(len(xs), np.inf)
+    np.maximum.at(upper, which, path.vertices[:, 1])
+    np.minimum.at(lower, which, path.vertices[:, 1])
+    np.testing.assert_allclose(xs, z, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(upper, q, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(lower, 0.0)
     # The posterior p(x, z) / p(x) by quadrature; a posterior with σ² M⁻¹ replaced by M⁻¹ would be off by 0.2.
     _, log_px, _ = by_quadrature(0.0, 1.0)
     np.testing.assert_allclose(posterior_line.get_ydata(), np.exp(log_joint(z) - log_px), rtol=1e-6, atol=1e-9)
+
+
+def test_the_default_mean_range_is_the_posterior_mean_plus_minus_2_rounded_and_the_sliders_start_on_a_step():
+    explorer = elbo_gap_explorer(model(), X)
+    post_mean, _ = _posterior_by_quadrature()  # 0.621
+    m = explorer.controls["m"]
+    # (-1.4, 2.6) here; a fixed default of (-2, 2) fails, and so does the unrounded (-1.379, 2.621).
+    assert (m.min, m.max) == (round(post_mean - 2, 1), round(post_mean + 2, 1))
+    # m starts at the posterior mean + 1 rounded to the step, 1.62, 302 steps from -1.4; s at 1, 95 steps from
+    # 0.05. A start at the unrounded 1.621 is 302.1 steps from the minimum, off the grid a student can set.
+    for control in explorer.controls.values():
+        k = (control.value - control.min) / control.step
+        assert control.min <= control.value <= control.max and abs(k - round(k)) < 1e-6
+    assert m.value == pytest.approx(round(post_mean + 1, 2), abs=1e-12)
 
 
 def test_the_sliders_can_be_set_to_the_chapter_s_settings():
