@@ -144,9 +144,10 @@ def plot_digit_scatter(z, labels, ax=None, s: float = 12.0, alpha: float = 0.5, 
 def write_digit_labels(ax, digits: Sequence[int], medians: np.ndarray, gap: float = 0.22) -> np.ndarray:
     """Each digit written near its median (``medians[k]`` for ``digits[k]``), in its colour, on ``ax``.
 
-    Numerals that would be closer than ``gap`` inches on the page, at the axes' limits and size when called,
-    are pushed apart, each joined to its median by a thin line: measured on the page, so that no numeral hides
-    another however small the axes are drawn. Returns where they were written, in data units.
+    Measured on the page, at the axes' limits and size when called: numerals stay ``gap`` inches apart and
+    half that from every other digit's median, so that no numeral hides another or marks the wrong cloud.
+    A numeral moved further than its own half-height is joined to its median, marked by a dot, by a thin
+    line. Returns where they were written, in data units.
     """
     import matplotlib.patheffects as effects
 
@@ -155,20 +156,34 @@ def write_digit_labels(ax, digits: Sequence[int], medians: np.ndarray, gap: floa
     inches_per_unit = np.array([box.width / (x_hi - x_lo), box.height / (y_hi - y_lo)]) / ax.figure.dpi
     origin = np.array([x_lo, y_lo])
     medians = np.asarray(medians, dtype=float)
-    placed = spread_apart((medians - origin) * inches_per_unit, min_distance=gap) / inches_per_unit + origin
-    for digit, median, spot in zip(digits, medians, placed):
-        if np.hypot(*((spot - median) * inches_per_unit)) > 0.02:
-            ax.plot([median[0], spot[0]], [median[1], spot[1]], color="0.3", lw=0.8)
+    on_page = (medians - origin) * inches_per_unit
+    placed = spread_apart(on_page, min_distance=gap, fixed=on_page, fixed_distance=gap / 2)
+    for digit, median, spot, start in zip(digits, medians, placed / inches_per_unit + origin, on_page):
+        if np.hypot(*(spot * inches_per_unit - start)) > gap / 2:  # past the numeral's own halo: show the way
+            ax.plot([median[0], spot[0]], [median[1], spot[1]], color="0.2", lw=0.9, zorder=4)
+            ax.plot([median[0]], [median[1]], marker="o", ms=3.5, color=DIGIT_COLORS[digit % 10], mec="0.2",
+                    mew=0.8, zorder=4)
         ax.text(spot[0], spot[1], str(digit), fontsize=12, fontweight="bold", ha="center", va="center",
-                color=DIGIT_COLORS[digit % 10],
+                color=DIGIT_COLORS[digit % 10], zorder=5,
                 path_effects=[effects.withStroke(linewidth=3, foreground="white")])
-    return placed
+    return placed / inches_per_unit + origin
 
 
-def spread_apart(points: np.ndarray, min_distance: float, steps: int = 200) -> np.ndarray:
-    """``points`` ([k, 2]) moved as little as needed for every pair to be at least ``min_distance`` apart."""
+def spread_apart(points: np.ndarray, min_distance: float, steps: int = 300, fixed: np.ndarray | None = None,
+                 fixed_distance: float = 0.0) -> np.ndarray:
+    """``points`` ([k, 2]) moved as little as needed for every pair to be at least ``min_distance`` apart.
+
+    With ``fixed`` ([k, 2], e.g. the points' own starting places), point i also keeps ``fixed_distance`` from
+    every ``fixed[j]`` with j ≠ i, which does not move.
+    """
     placed = np.array(points, dtype=float)
     rng = np.random.default_rng(0)  # only to separate points that start at the same place
+
+    def direction_of(gap: np.ndarray) -> np.ndarray:
+        length = np.hypot(*gap)
+        unit = gap / length if length > 0 else rng.normal(size=2)
+        return unit / np.hypot(*unit)
+
     for _ in range(steps):
         moved = False
         for i in range(len(placed)):
@@ -177,12 +192,21 @@ def spread_apart(points: np.ndarray, min_distance: float, steps: int = 200) -> n
                 distance = np.hypot(*gap)
                 if distance >= min_distance:
                     continue
-                direction = gap / distance if distance > 0 else rng.normal(size=2)
-                direction /= np.hypot(*direction)
                 push = (min_distance - distance) / 2 + 1e-6
-                placed[i] -= push * direction
-                placed[j] += push * direction
+                unit = direction_of(gap)
+                placed[i] -= push * unit
+                placed[j] += push * unit
                 moved = True
+            if fixed is None:
+                continue
+            for j in range(len(fixed)):
+                if j == i:
+                    continue
+                gap = placed[i] - fixed[j]
+                distance = np.hypot(*gap)
+                if distance < fixed_distance:
+                    placed[i] += (fixed_distance - distance + 1e-6) * direction_of(gap)
+                    moved = True
         if not moved:
             break
     return placed

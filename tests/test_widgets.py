@@ -140,6 +140,9 @@ def test_digit_labels_never_hide_each_other_and_stay_near_their_clouds():
     assert np.hypot(*(written["7"] - written["9"])) >= 0.21  # inches apart; unspread, on top of each other
     assert len(ax.lines) >= 1  # the moved numerals are joined to their medians
     four_median = ax.transData.transform(np.median(z[100:].numpy(), axis=0)) / fig.dpi
+    shared_median = ax.transData.transform(np.median(cloud.numpy(), axis=0)) / fig.dpi
+    for digit in "79":  # neither sits on the median it shares with the other (it would mark both clouds)
+        assert np.hypot(*(written[digit] - shared_median)) >= 0.105
     assert np.hypot(*(written["4"] - four_median)) < 0.02  # each numeral at its own cloud, not another's
     # Each digit's cloud has its own colour and its own marker, so it reads without colour vision.
     clouds = {c.get_label(): c for c in ax.collections}
