@@ -14,6 +14,7 @@ import math
 import operator
 
 import torch
+from matplotlib.ticker import MaxNLocator
 from torch.distributions import Distribution
 
 from ..bounds import log_importance_weights
@@ -77,15 +78,15 @@ def repeated(x, q: Distribution, repeats: int) -> tuple[torch.Tensor, Distributi
 
 
 def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int = 200,
-                  seed: int = 0, elbo=None) -> Explorer:
+                  seed: int = 0, elbo=None, bins: int = 80) -> Explorer:
     """A slider for K and, for one point x, the distribution of the K-sample bound over repeated runs.
 
-    The histogram shows ``repeats`` independent estimates log (1/K) Σ_k w_k, each from the first K of its
-    run's log-weights (:func:`iwae_weights`, drawn once, up to the largest K); a dashed line marks their mean,
-    the Monte Carlo estimate of L_K; a solid black line the exact log p(x); a dotted line the ELBO (exact if
-    given, otherwise the mean of the estimates at K = 1). The horizontal axis is the same for every K, so the
-    histogram visibly narrows and moves towards log p(x) as K grows. The title gives the mean minus log p(x)
-    and the estimates' standard deviation.
+    The histogram (``bins`` equal bins) shows ``repeats`` independent estimates log (1/K) Σ_k w_k, each from
+    the first K of its run's log-weights (:func:`iwae_weights`, drawn once, up to the largest K); a dashed
+    line marks their mean, the Monte Carlo estimate of L_K; a solid black line the exact log p(x); a dotted
+    line the ELBO (exact if given, otherwise the mean of the estimates at K = 1). The horizontal axis is the
+    same for every K, so the histogram visibly narrows and moves towards log p(x) as K grows. The title
+    gives the mean minus log p(x) and the estimates' standard deviation.
 
     Args:
         model, x, q, repeats, seed: as in :func:`iwae_weights`.
@@ -94,6 +95,9 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
         ks: the slider's values of K, increasing positive integers.
         elbo: the exact ELBO of the point, a finite number, if known (e.g. ``elbo_exact`` of a
             linear-Gaussian model); ``None`` draws the mean of the estimates at K = 1 instead.
+        bins: the number of equal bins, the same for every K, across all the estimates (at every K in
+            ``ks`` and at K = 1), the ELBO and log p(x), with a margin of 5% of that range on each side;
+            enough that the narrow histograms of large K still show their shape over several bars.
 
     Returns:
         An :class:`lvm.widgets.Explorer` with one control, ``k`` (a ``SelectionSlider`` over ``ks``). Its
@@ -104,14 +108,15 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
 
     ks = _check_ks(ks)
     log_px = _check_number(log_px, "log_px")
+    bins = _check_int(bins, "bins", 1)
     log_w = iwae_weights(model, x, q, ks[-1], repeats, seed)
     estimates = {k: bound_estimates(log_w, k) for k in sorted({1, *ks})}
     elbo = float(estimates[1].mean()) if elbo is None else _check_number(elbo, "elbo")
     everything = torch.cat(list(estimates.values()))
-    low = min(float(everything.min()), elbo)
+    low = min(float(everything.min()), log_px, elbo)
     high = max(float(everything.max()), log_px, elbo)
     margin = 0.05 * (high - low) if high > low else 0.5
-    edges = torch.linspace(low - margin, high + margin, 41).tolist()
+    edges = torch.linspace(low - margin, high + margin, bins + 1).tolist()
 
     def draw(fig, k):
         values = estimates[k]
@@ -125,6 +130,7 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
         ax.axvline(mean, color=COLORS[3], ls="--", lw=1.1, label="mean", zorder=3)
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(0, 1.05 * counts.max())
+        ax.yaxis.set_major_locator(MaxNLocator(5, integer=True, steps=[1, 2, 5, 10]))
         ax.set_xlabel(f"$K$-sample estimate, {len(values)} runs (nats)")
         ax.set_ylabel("runs")
         minus = "\N{MINUS SIGN}"
