@@ -51,10 +51,12 @@ def test_the_shown_image_is_the_decoders_mean_at_the_code_plus_the_step_times_th
     assert along.get_title() == f"ink {float(expected.mean()):.3f}"
     # The curve along η is decoded in one batch; at η = 2 it passes through the marked point.
     curve = along.lines[-2]
+    assert curve.get_xdata()[0] == -3.0 and curve.get_xdata()[-1] == 3.0  # the whole range, not half of it
     at_two = list(curve.get_xdata()).index(2.0)
     assert curve.get_ydata()[at_two] == pytest.approx(float(expected.mean()), abs=1e-5)
     # The dotted line is the input image's own ink, and the legend names both lines.
     assert along.lines[0].get_ydata()[0] == pytest.approx(float(images[3].mean()))
+    assert along.lines[0].get_linestyle() == ":"  # dotted, as the caption says
     assert [text.get_text() for text in along.get_legend().get_texts()] == ["input", "decoded"]
 
 
