@@ -32,6 +32,15 @@ def shown_image(explorer) -> np.ndarray:
 def test_the_shown_image_is_the_decoders_mean_at_the_sliders_point(small):
     model, x, labels = small
     explorer = latent_space.latent_space_explorer(model, x, labels, z_range=(-4, 4), start=(0.5, -1.0))
+    # The sliders start at `start` and the first drawing is the image there (ignoring start gives (0, 0)).
+    assert (explorer.controls["z1"].value, explorer.controls["z2"].value) == pytest.approx((0.5, -1.0))
+    first = latent_space.decoded_mean(model, 0.5, -1.0).reshape(28, 28).numpy()
+    assert np.allclose(shown_image(explorer), first, atol=1e-6)
+    # Grey levels from 0 (white) to 1 (black): cmap "gray" would draw ink white, and without vmin and vmax
+    # the scale would be the image's own range (0.28 to 0.73 here, untrained).
+    picture = explorer.figure.axes[1]
+    assert picture.images[0].get_cmap().name == "gray_r"
+    assert picture.images[0].get_clim() == (0, 1)
     assert_control_changes_drawing(explorer, "z1", 2.0)
     assert_control_changes_drawing(explorer, "z2", 1.5)
     z1, z2 = explorer.controls["z1"].value, explorer.controls["z2"].value
@@ -63,6 +72,8 @@ def test_the_plane_shows_the_codes_computed_once_and_each_redraw_decodes_one_poi
     plane = explorer.figure.axes[0]
     drawn = np.concatenate([c.get_offsets() for c in plane.collections])
     assert drawn.shape == (50, 2)
+    # Each digit written once (the scatter's own numerals as well would make 20).
+    assert sorted(int(t.get_text()) for t in plane.texts) == list(range(10))
     # Each digit's scatter holds exactly the codes of the images with that label, in its colour and marker;
     # labels rolled by one image would put the codes of 1s under "0", etc.
     for collection in plane.collections:
