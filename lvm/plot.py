@@ -159,7 +159,7 @@ def write_digit_labels(ax, digits: Sequence[int], medians: np.ndarray, gap: floa
     on_page = (medians - origin) * inches_per_unit
     placed = spread_apart(on_page, min_distance=gap, fixed=on_page, fixed_distance=gap / 2)
     for digit, median, spot, start in zip(digits, medians, placed / inches_per_unit + origin, on_page):
-        if np.hypot(*(spot * inches_per_unit - start)) > gap / 2:  # past the numeral's own halo: show the way
+        if np.hypot(*((spot - origin) * inches_per_unit - start)) > gap / 2:  # past its own halo: show the way
             ax.plot([median[0], spot[0]], [median[1], spot[1]], color="0.2", lw=0.9, zorder=4)
             ax.plot([median[0]], [median[1]], marker="o", ms=3.5, color=DIGIT_COLORS[digit % 10], mec="0.2",
                     mew=0.8, zorder=4)

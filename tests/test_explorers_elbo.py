@@ -133,6 +133,27 @@ def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature(
     # (4 − 1 − log 4) / 2 = 0.807; at the posterior the gap closes.
     assert gaps[0] > 9 and gaps[1] > 1
     assert gaps[2] == pytest.approx(1.5 - math.log(2), abs=1e-6)
+    # The arrow head appears exactly when the ELBO leaves the axis, 4 nats left of log p(x): at the first q on the
+    # m slider's grid (s = 1) whose gap passes 4 (by under 0.1 nats, as the chapter's far-off q passes it by
+    # 0.17) and not at the one before it. A threshold a tenth of a nat off the axis' end fails one of the two.
+    inside, outside = edge_of_the_axis()
+    for m, want_head in [(inside, False), (outside, True)]:
+        explorer.controls["m"].value = m
+        explorer.controls["s"].value = 1.0
+        gap = drawn_numbers(explorer.figure)[2]
+        assert (len(arrow_heads(explorer.figure)) == 1) == want_head == (gap > 4.0), (m, gap)
+
+
+def edge_of_the_axis() -> tuple[float, float]:
+    """Two neighbouring means on the m slider's 0.01 grid whose q = N(m, 1) has gaps either side of 4 nats."""
+    previous = 0.5  # near the posterior's mean: a gap of 1.2
+    for step in range(1, 300):
+        m = round(0.5 - 0.01 * step, 2)
+        if by_quadrature(m, 1.0)[2] > 4.0:
+            assert 3.9 < by_quadrature(previous, 1.0)[2] and by_quadrature(m, 1.0)[2] < 4.1
+            return previous, m
+        previous = m
+    raise AssertionError("no gap above 4 nats on the slider's range")
     assert gaps[3] == pytest.approx(0.0, abs=1e-9)
 
 
