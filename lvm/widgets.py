@@ -137,8 +137,9 @@ def mixture_from_sliders(raw_weights, means, stds) -> GaussianMixture:
 def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
     """Sliders for λ_k, μ_k, σ_k of a 1-D mixture; redraws p(x), its components and p(z | x).
 
-    The sliders start at ``model``'s values: each mean must lie in ``x_range`` (the means' sliders span it),
-    and the spreads' sliders reach at least 3 and the largest σ_k.
+    The sliders start at ``model``'s values, or the model is refused: each mean must lie in ``x_range`` (the
+    means' sliders span it) and each σ_k be at least 0.05; the spreads' sliders reach at least 3 and the
+    largest σ_k.
     """
     import ipywidgets as widgets
 
@@ -150,6 +151,9 @@ def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
         # A slider clamps its start into its range: the explorer would open on another mixture, silently.
         raise ValueError(f"x_range {tuple(x_range)} must hold every mean of model; {', '.join(outside)} lies "
                          f"outside it: pass a wider x_range")
+    if float(model.stds.min()) < 0.05:
+        raise ValueError(f"every sigma of model must be at least 0.05, the spreads' sliders' least value; got "
+                         f"{float(model.stds.min()):g}")
     s_max = max(3.0, math.ceil(float(model.stds.max()) / 0.05) * 0.05)
     controls = {}
     for i in range(k):
@@ -171,6 +175,8 @@ def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
         plot_mixture(mixture, ax=top, x_range=x_range)
         # Above the panel, not in it: a peak moved under a legend would hide.
         top.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2)
+        top.set_xlabel("")  # the panels share x: one label, under the lower one
         plot_responsibilities(mixture, ax=bottom, x_range=x_range)
+        bottom.set_ylabel(r"$p(z = n \mid x)$")
 
     return Explorer(draw, controls, figsize=(6.4, 4.4))

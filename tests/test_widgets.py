@@ -98,8 +98,14 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     # A model the sliders cannot show is refused, not clamped into another mixture.
     with pytest.raises(ValueError, match=r"x_range .* \u03bc1 = -8"):
         lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-8.0, 1.0], [0.5, 4.0]))
+    with pytest.raises(ValueError, match="sigma of model must be at least 0.05.*0.02"):
+        lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.02, 1.0]))
     wide = lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.5, 4.0]))
     assert wide.values()["s1"] == 4.0  # the spread's slider reaches the model's sigma, 4, not 3
+    # Every weight at 0 has no mixture: the figure says so instead of a traceback from the slider's callback.
+    for name in ("w0", "w1"):
+        wide.controls[name].value = 0.0
+    assert [t.get_text() for t in wide.figure.axes[0].texts] == ["At least one weight must be positive."]
     mixed = lvm.widgets.mixture_from_sliders([2.0, 6.0], [0.0, 1.0], [1.0, 1.0])
     assert torch.allclose(mixed.weights, torch.tensor([0.25, 0.75]))
     with pytest.raises(ValueError, match="raw_weights"):
