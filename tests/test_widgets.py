@@ -13,6 +13,7 @@ import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.markers import MarkerStyle
 from PIL import Image
 
 import lvm
@@ -75,7 +76,8 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     top, bottom = explorer.figure.axes
     dashed = [line for line in top.lines if line.get_linestyle() == "--"]
     peak = float(mixture.weights[1]) / (3.0 * math.sqrt(2 * math.pi))
-    assert max(dashed[1].get_ydata()) == pytest.approx(peak, rel=1e-3)  # sigma_2 read from sigma_1's slider (2.0) peaks at 0.087, not 0.058
+    # sigma_2 read from sigma_1's slider (2.0) would peak at 0.087, not 0.058
+    assert max(dashed[1].get_ydata()) == pytest.approx(peak, rel=1e-3)
     band = bottom.collections[0].get_paths()[0].vertices
     grid = torch.linspace(-6.0, 6.0, 600)
     expected = mixture.responsibilities(grid)[:, 0].numpy()
@@ -151,8 +153,16 @@ def test_digit_labels_never_hide_each_other_and_stay_near_their_clouds():
         assert np.hypot(*(written[digit] - shared_median)) >= 0.105
     assert np.hypot(*(written["4"] - four_median)) < 0.02  # each numeral at its own cloud, not another's
     # Each digit's cloud has its own colour and its own marker, so it reads without colour vision.
+    # Each digit's cloud and numeral in that digit's own colour, and its cloud in its own marker, whichever
+    # digits a plot holds (colours chosen by position among 4, 7, 9 would give the 4 the 0's blue).
     clouds = {c.get_label(): c for c in ax.collections}
-    assert len({tuple(clouds[d].get_facecolor()[0][:3]) for d in "479"}) == 3
-    assert len({clouds[d].get_paths()[0].vertices.tobytes() for d in "479"}) == 3
+    texts = {t.get_text(): t for t in ax.texts}
+    for d in "479":
+        colour = matplotlib.colors.to_rgb(lvm.plot.DIGIT_COLORS[int(d)])
+        assert clouds[d].get_facecolor()[0][:3] == pytest.approx(colour)
+        assert matplotlib.colors.to_rgb(texts[d].get_color()) == pytest.approx(colour)
+        marker = MarkerStyle(lvm.plot.DIGIT_MARKERS[int(d)])
+        shape = marker.get_path().transformed(marker.get_transform()).vertices
+        assert np.allclose(clouds[d].get_paths()[0].vertices, shape)
     with pytest.raises(ValueError, match="labels"):
         lvm.plot.plot_digit_scatter(z, torch.zeros(3), ax=ax)
