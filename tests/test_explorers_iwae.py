@@ -185,6 +185,48 @@ def test_building_the_explorer_leaves_the_callers_random_state_alone():
     assert torch.equal(again.log_weights, explorer.log_weights)
 
 
+def test_a_cpu_build_leaves_every_cuda_generator_alone(monkeypatch):
+    model, x, q, log_px, _ = small_model()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a CPU build reseeded a CUDA generator")
+
+    # torch.manual_seed(seed) inside fork_rng(devices=[]) would call torch.cuda.manual_seed_all, resetting
+    # the caller's CUDA generators on a GPU machine (fork_rng restores only the CPU one): it raises here.
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", refuse)
+    monkeypatch.setattr(torch.cuda, "manual_seed", refuse)
+    explorer = iwae.iwae_explorer(model, x, q, log_px, ks=(1, 8), repeats=10, seed=1)
+    monkeypatch.undo()
+    # Still torch.manual_seed(1)'s CPU draws (the same as in test_the_seed_picks_the_draws).
+    torch.manual_seed(1)
+    expected = lvm.log_importance_weights(model, x.expand(10, -1), q.expand(torch.Size([10])), 8)
+    assert torch.equal(explorer.log_weights, expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_build_draws_torch_manual_seeds_draws_and_restores_every_generator():
+    model, x, q, log_px, _ = small_model()
+    device = torch.device("cuda", torch.cuda.current_device())
+    model, x = model.to(device), x.to(device)
+    q = Independent(Normal(q.base_dist.loc.to(device), q.base_dist.scale.to(device)), 1)
+    torch.manual_seed(123)
+    cpu, cuda = torch.get_rng_state(), torch.cuda.get_rng_state_all()
+    log_w = iwae.iwae_weights(model, x, q, 8, repeats=10, seed=1)
+    # Both generators as they were; seeding without forking this device would leave its generator moved.
+    assert torch.equal(torch.get_rng_state(), cpu)
+    assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), cuda))
+    # The draws torch.manual_seed(1) gives on this device; a CUDA generator left unseeded would differ.
+    torch.manual_seed(1)
+    expected = lvm.log_importance_weights(model, x.expand(10, -1), q.expand(torch.Size([10])), 8)
+    assert torch.equal(log_w, expected.cpu())
+
+
+def test_x_on_another_device_is_refused_by_name():
+    model, x, q, log_px, _ = small_model()
+    with pytest.raises(ValueError, match="x must be on the CPU or a CUDA device"):
+        iwae.iwae_weights(model, x.to("meta"), q, 4, repeats=2)
+
+
 def test_the_seed_picks_the_draws():
     model, x, q, log_px, _ = small_model()
     ks, repeats = (1, 8), 10
@@ -208,6 +250,25 @@ def test_the_elbo_line_is_the_mean_at_k_1_or_the_exact_elbo_when_given(built):
     assert abs(explorer.estimates[1].mean().item() - elbo) < 4 * se
     exact = iwae.iwae_explorer(model, x, q, log_px, ks=(1, 8), repeats=10, elbo=elbo)
     assert plotted(exact, "ELBO") == pytest.approx(elbo)
+
+
+def test_k_1_is_always_estimated_and_gives_the_elbo_line():
+    model, x, q, log_px, elbo = small_model()
+    repeats = 50
+    explorer = iwae.iwae_explorer(model, x, q, log_px, ks=(2, 8), repeats=repeats, seed=0)
+    # The slider offers only the given K; the estimates hold K = 1 as well, for the ELBO line. Estimates
+    # made only for the slider's K (for k in ks) would hold 2 and 8 and fail to build: no K = 1 to average.
+    assert explorer.controls["k"].options == (2, 8)
+    assert sorted(explorer.estimates) == [1, 2, 8]
+    # The first log-weight of each run, the same as the K = 1 estimates of an explorer whose ks hold 1.
+    assert torch.equal(explorer.estimates[1], explorer.log_weights[0])
+    for k in (2, 8):
+        explorer.controls["k"].value = k
+        # The mean at K = 1 (1.03 nats below log p(x) on these 50 runs; exactly 1.10), not the mean at
+        # the slider's K: 0.35 nats higher at K = 2, 0.72 at K = 8.
+        assert plotted(explorer, "ELBO") == pytest.approx(explorer.estimates[1].mean().item())
+    se = explorer.estimates[1].std().item() / math.sqrt(repeats)
+    assert abs(explorer.estimates[1].mean().item() - elbo) < 4 * se
 
 
 def test_the_stand_in_titles_each_k_and_keeps_the_text_readable(built):

@@ -31,13 +31,15 @@ def iwae_weights(model, x, q: Distribution, k_max: int, repeats: int = 200,
     """``k_max`` log-weights for each of ``repeats`` independent runs on one point x, shape ``[k_max, repeats]``.
 
     Column r holds log w_k = log p(x, z_k) − log q(z_k) for k_max fresh draws z_k ~ q, from
-    :func:`lvm.bounds.log_importance_weights` called on ``repeats`` copies of x after ``torch.manual_seed(seed)``
-    (the caller's random state is left alone). The first K rows of a column give one K-sample estimate of
+    :func:`lvm.bounds.log_importance_weights` called on ``repeats`` copies of x, with the CPU generator (and,
+    for x on a CUDA device, that device's generator) seeded with ``seed``: the draws ``torch.manual_seed(seed)``
+    would give. The caller's random state is left alone: only those generators are seeded, inside
+    :func:`torch.random.fork_rng`, which restores them. The first K rows of a column give one K-sample estimate of
     L_K (:func:`bound_estimates`), independent of the other columns'.
 
     Args:
         model: a latent variable model.
-        x: one data point, shape ``[d_x]`` (or ``[1, d_x]``).
+        x: one data point, shape ``[d_x]`` (or ``[1, d_x]``), on the CPU or a CUDA device.
         q: the proposal for that point, a distribution over z with batch shape ``[]`` or ``[1]``.
         k_max: the largest number of samples K, a positive integer.
         repeats: independent runs, at least 2.
@@ -47,9 +49,20 @@ def iwae_weights(model, x, q: Distribution, k_max: int, repeats: int = 200,
     repeats = _check_int(repeats, "repeats", 2)
     seed = _check_int(seed, "seed", 0)
     x_rep, q_rep = repeated(x, q, repeats)
-    devices = [x_rep.device.index or 0] if x_rep.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    device = x_rep.device
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"x must be on the CPU or a CUDA device, got {device}")
+    # Only the generators forked here are seeded: torch.manual_seed would also reseed every CUDA device,
+    # which fork_rng does not restore unless it forks that device too. The CPU generator seeded alone
+    # gives the same CPU draws as torch.manual_seed(seed).
+    index = None
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+    with torch.random.fork_rng(devices=[] if index is None else [index], device_type="cuda"):
+        torch.random.default_generator.manual_seed(seed)
+        if index is not None:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)  # this device's generator, which fork_rng restores
         return log_importance_weights(model, x_rep, q_rep, k_max).cpu()
 
 
