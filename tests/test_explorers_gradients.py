@@ -78,7 +78,7 @@ def test_the_variances_on_the_panels_are_those_of_the_plotted_draws_and_match_qu
         # in place of the one with it would write 2.5 times as much.
         assert written_exact == pytest.approx(v, rel=6e-3, abs=1e-4)
         # The plotted draws have that variance within 4 standard errors of a sample variance of `repeats`
-        # draws (from the exact M₄): 9% of v for the heavy-tailed score function at S = 1 (kurtosis 36),
+        # draws (from the exact M₄): 9% of v for the heavy-tailed score function at S = 1 (kurtosis 37),
         # 2% to 5% elsewhere; with seed 0 the deviations are 2.8 SE or less. The per-sample variance (not
         # divided by S) would be 61 to 670 standard errors off at S = 4 and 16; at S = 1 the variance of the
         # reparameterised estimate in place of the score function's, 10.8 times smaller, 9.6 below.
@@ -109,6 +109,53 @@ def test_the_variances_on_the_panels_are_those_of_the_plotted_draws_and_match_qu
     line_x = bottom.transData.transform((2 * MU, 0))[0]
     left = label.get_window_extent().x0
     assert left - line_x == pytest.approx(4 * explorer.figure.dpi / 72, abs=0.5)
+
+
+def test_moving_only_s_redraws_the_draws_of_the_new_s_in_the_chapter_stand_in_and_live():
+    # Chapter 5's stand-in (fig-grad-explorer): S = 1 and 16, each without and with the baseline, at σ = 0.6.
+    # Between its first and third settings, and its second and fourth, only S moves. Each panel must plot the
+    # draws of its own S (recomputed here, not read from the explorer), write their variance and write the
+    # quadrature's variance divided by S. Draws kept under a key without S (baseline, σ) would put the S = 1
+    # histograms in the S = 16 row: titles "variance 14.2, exact 0.969" and "7.77, exact 0.545" there, the
+    # measured value 14.6 and 14.3 times the exact one, and bars off by up to 2.08 (see below).
+    settings = [(1, "none"), (1, "E[h]"), (16, "none"), (16, "E[h]")]
+    edges = np.linspace(2 * MU - 7.5, 2 * MU + 7.5, 151)
+
+    def check_panels(axes, n_samples, baseline):
+        for ax, name in zip(axes, ("score function", "reparameterised")):
+            values = estimator_draws(MU, 0.6, n_samples, baseline)[name].numpy()
+            measured, written_exact = (float(t) for t in panel_titles_of(ax))
+            assert measured == pytest.approx(values.var(ddof=1), rel=6e-3, abs=1e-4), (name, n_samples)
+            v1, _ = quadrature_moments(name, 0.6, baseline)
+            assert written_exact == pytest.approx(v1 / n_samples, rel=6e-3, abs=1e-4), (name, n_samples)
+            # The histogram drawn is that of these draws, bar by bar (matplotlib's density counts the
+            # draws inside the bins). The S = 1 and S = 16 histograms' tallest differences between bars
+            # are 1.07 to 2.08 density units, against a tolerance of 1e-9.
+            outline = ax.patches[0].get_xy()
+            bars = [y0 for (x0, y0), (x1, y1) in zip(outline, outline[1:]) if y0 == y1 and x1 > x0]
+            heights, _ = np.histogram(values, bins=edges, density=True)
+            np.testing.assert_allclose(bars, heights, atol=1e-9, err_msg=f"{name}, S = {n_samples}, {baseline}")
+
+    explorer = estimator_explorer(mu=MU, sigma=0.6)
+    stand_in = explorer.stand_in([{"n_samples": s, "baseline": b} for s, b in settings], panel_size=(3.3, 3.0))
+    panels = [sub for sub in stand_in.subfigs if sub.get_visible()]
+    assert len(panels) == 4
+    for panel, (n_samples, baseline) in zip(panels, settings):
+        check_panels(panel.axes, n_samples, baseline)
+    # Live: the same four settings reached by moving S alone (1 -> 16), then the baseline, then S (16 -> 1).
+    explorer = estimator_explorer(mu=MU, sigma=0.6)
+    for n_samples, baseline in [(1, "none"), (16, "none"), (16, "E[h]"), (1, "E[h]")]:
+        explorer.controls["n_samples"].value = n_samples
+        explorer.controls["baseline"].value = baseline
+        check_panels(explorer.figure.axes, n_samples, baseline)
+        assert explorer.draws(n_samples, baseline, 0.6)["score function"].var().item() == pytest.approx(
+            estimator_draws(MU, 0.6, n_samples, baseline)["score function"].var().item(), rel=1e-12)
+
+
+def panel_titles_of(ax) -> tuple[str, str]:
+    match = TITLE.match(ax.get_title(loc="left"))
+    assert match, ax.get_title(loc="left")
+    return match.group(2), match.group(3)
 
 
 def test_the_exact_variances_are_the_closed_forms_and_a_baseline_does_not_touch_the_pathwise_estimate():
