@@ -32,6 +32,13 @@ def test_the_shown_image_is_the_decoders_mean_at_the_code_plus_the_step_times_th
     assert_control_changes_drawing(explorer, "strength", 2.0)
     assert_control_changes_drawing(explorer, "image", 3)
     original, shown, along = explorer.figure.axes
+    # Where the panels sit, as the caption says: the input top left, the decoded image below it, the curve
+    # to the right of both. Positions are read after drawing, once constrained layout has placed them;
+    # swapping the input's and the decoded image's rows (creation order unchanged) fails the first line.
+    explorer.figure.savefig(io.BytesIO())
+    top, below, right = (ax.get_position() for ax in (original, shown, along))
+    assert top.y0 > below.y1
+    assert max(top.x1, below.x1) < right.x0
     with torch.no_grad():
         expected = model.decode(codes[3] + 2.0 * vector)
     # A step along -vector, or the code of image 0, would differ from this by more than 0.01 somewhere.
