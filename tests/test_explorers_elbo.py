@@ -60,6 +60,11 @@ def drawn_numbers(figure) -> tuple[float, float, float]:
     bar = drawn(figure, "kl")
     assert bar.get_x() == pytest.approx(elbo, abs=1e-12)  # the bar starts at the ELBO ...
     assert bar.get_x() + bar.get_width() == pytest.approx(log_px, abs=1e-9)  # ... and ends at log p(x)
+    # ... and both lie on the visible axis (the ELBO unless an arrow head marks it off the left end): a right
+    # limit at log p(x) - 0.5 would clip the diamond, its guide and the bar's end.
+    left, right = figure.axes[1].get_xlim()
+    assert left < log_px < right
+    assert elbo >= left or any(line.get_marker() == "<" for line in figure.axes[1].get_lines())
     return elbo, log_px, bar.get_width()
 
 
@@ -133,6 +138,7 @@ def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature(
     # (4 − 1 − log 4) / 2 = 0.807; at the posterior the gap closes.
     assert gaps[0] > 9 and gaps[1] > 1
     assert gaps[2] == pytest.approx(1.5 - math.log(2), abs=1e-6)
+    assert gaps[3] == pytest.approx(0.0, abs=1e-9)
     # The arrow head appears exactly when the ELBO leaves the axis, 4 nats left of log p(x): at the first q on the
     # m slider's grid (s = 1) whose gap passes 4 (by under 0.1 nats, as the chapter's far-off q passes it by
     # 0.17) and not at the one before it. A threshold a tenth of a nat off the axis' end fails one of the two.
@@ -154,7 +160,6 @@ def edge_of_the_axis() -> tuple[float, float]:
             return previous, m
         previous = m
     raise AssertionError("no gap above 4 nats on the slider's range")
-    assert gaps[3] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_the_drawn_densities_are_q_and_the_posterior():
@@ -172,6 +177,12 @@ def test_the_drawn_densities_are_q_and_the_posterior():
     z = np.asarray(q_line.get_xdata(), dtype=float)
     q = np.exp(-0.5 * ((z - 0.4) / 0.7) ** 2) / (0.7 * math.sqrt(2 * math.pi))
     np.testing.assert_allclose(q_line.get_ydata(), q, rtol=1e-9, atol=1e-12)
+    # Both densities fit under the top of the panel, q's narrow peaks too (20 at s = 0.02).
+    for s_value in (0.7, 0.02):
+        explorer.controls["s"].value = s_value
+        top = explorer.figure.axes[0]
+        assert max(max(line.get_ydata()) for line in top.get_lines()[:2]) <= top.get_ylim()[1]
+    explorer.controls["s"].value = 0.7
     # The one shaded area is q's: its polygon's upper edge is q's density at every z and its lower edge 0.
     # Shading the posterior instead would put the upper edge at the posterior's density, up to 0.35 from q's
     # (0.88 against 0.54 at the posterior's peak).

@@ -131,6 +131,12 @@ def test_course_style_renders_at_twice_the_size_with_a_record_of_the_smallest_te
 
 
 def test_digit_labels_never_hide_each_other_and_stay_near_their_clouds():
+    # Medians in a row (inches): pulling the close pair apart alone would put a numeral 0.015 in from the third
+    # digit's median, marking the wrong cloud; each numeral must keep half the gap from every other median.
+    row = np.array([[0.0, 0.0], [0.02, 0.0], [0.24, 0.0], [0.12, 0.0]])
+    placed = lvm.plot.spread_apart(row, min_distance=0.22, fixed=row, fixed_distance=0.11)
+    to_medians = np.hypot(*(placed[:, None, :] - row[None, :, :]).transpose(2, 0, 1))
+    assert to_medians[~np.eye(4, dtype=bool)].min() >= 0.11 - 1e-5
     centres = np.array([[0.0, 0.0], [0.01, 0.0], [0.0, 0.02], [1.0, 1.0]])
     placed = lvm.plot.spread_apart(centres, min_distance=0.07)
     gaps = np.hypot(*(placed[:, None, :] - placed[None, :, :]).transpose(2, 0, 1))
