@@ -25,6 +25,8 @@ from .plot import plot_mixture, plot_responsibilities
 
 __all__ = ["Explorer", "mixture_explorer", "mixture_from_sliders"]
 
+SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
 
 class Explorer:
     """Controls (ipywidgets, by name) and ``draw(fig, **values)``, redrawn into one output on every change.
@@ -34,7 +36,7 @@ class Explorer:
     """
 
     def __init__(self, draw: Callable[..., object], controls: Mapping[str, object],
-                 figsize: tuple[float, float] = (6.4, 3.4)):
+                 figsize: tuple[float, float] = (6.4, 3.4), titles: Mapping[str, str] | None = None):
         import ipywidgets as widgets  # only explorers need ipywidgets
 
         if not callable(draw):
@@ -45,6 +47,15 @@ class Explorer:
             if not hasattr(control, "observe") or not hasattr(control, "value"):
                 raise TypeError(f"controls[{name!r}] must be an ipywidgets control with a value, "
                                 f"got {type(control).__name__}")
+            # Colab shows a control's description as plain text, TeX and all: use Unicode (σ₁), and put
+            # maths for the stand-in's titles in `titles`.
+            if "$" in (getattr(control, "description", "") or ""):
+                raise ValueError(f"controls[{name!r}].description {control.description!r} holds TeX, which Colab "
+                                 f"shows raw: write it in Unicode and give the maths in titles[{name!r}]")
+        unknown = set(titles or {}) - set(controls)
+        if unknown:
+            raise ValueError(f"titles name controls this explorer does not have: {sorted(unknown)}")
+        self.titles = dict(titles or {})
         self.draw = draw
         self.controls = dict(controls)
         self.figsize = figsize
@@ -111,6 +122,8 @@ class Explorer:
         return figure
 
     def _label(self, name: str) -> str:
+        if name in self.titles:
+            return self.titles[name]
         description = getattr(self.controls[name], "description", "") or name
         return description.rstrip(": ")
 
@@ -155,14 +168,17 @@ def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
         raise ValueError(f"every sigma of model must be at least 0.05, the spreads' sliders' least value; got "
                          f"{float(model.stds.min()):g}")
     s_max = max(3.0, math.ceil(float(model.stds.max()) / 0.05) * 0.05)
-    controls = {}
+    controls, titles = {}, {}
     for i in range(k):
+        n = str(i + 1).translate(SUBSCRIPTS)
         controls[f"w{i}"] = widgets.FloatSlider(value=float(model.weights[i]), min=0.0, max=1.0, step=0.01,
-                                                description=f"$\\lambda_{{{i + 1}}}$ (raw)")
+                                                description=f"λ{n} (raw)")
         controls[f"m{i}"] = widgets.FloatSlider(value=float(model.means[i]), min=x_range[0], max=x_range[1],
-                                                step=0.05, description=f"$\\mu_{{{i + 1}}}$")
+                                                step=0.05, description=f"μ{n}")
         controls[f"s{i}"] = widgets.FloatSlider(value=float(model.stds[i]), min=0.05, max=s_max, step=0.05,
-                                                description=f"$\\sigma_{{{i + 1}}}$")
+                                                description=f"σ{n}")
+        titles.update({f"w{i}": f"$\\lambda_{{{i + 1}}}$ (raw)", f"m{i}": f"$\\mu_{{{i + 1}}}$",
+                       f"s{i}": f"$\\sigma_{{{i + 1}}}$"})
 
     def draw(fig, **values):
         raw = [values[f"w{i}"] for i in range(k)]
@@ -179,4 +195,4 @@ def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
         plot_responsibilities(mixture, ax=bottom, x_range=x_range)
         bottom.set_ylabel(r"$p(z = n \mid x)$")
 
-    return Explorer(draw, controls, figsize=(6.4, 4.4))
+    return Explorer(draw, controls, figsize=(6.4, 4.4), titles=titles)

@@ -53,6 +53,16 @@ def test_an_explorer_redraws_when_a_control_moves_and_its_stand_in_titles_each_s
     assert [sub.axes[0].lines[0].get_ydata()[1] for sub in stand_in.subfigs[:3]] == [-1.0, 0.5, 2.0]
 
 
+def test_an_explorer_refuses_tex_in_a_control_label_which_colab_would_show_raw():
+    with pytest.raises(ValueError, match=r"controls\['a'\].description '\$\\\\mu\$' holds TeX"):
+        Explorer(lambda fig, a: fig.subplots(), {"a": widgets.FloatSlider(description="$\\mu$")})
+    explorer = Explorer(lambda fig, a: fig.subplots(), {"a": widgets.FloatSlider(value=1.0, description="μ")},
+                        titles={"a": "$\\mu$"})
+    assert explorer.stand_in([{"a": 2.0}]).subfigs[0]._suptitle.get_text() == "$\\mu$ = 2"
+    with pytest.raises(ValueError, match="titles"):
+        Explorer(lambda fig, a: fig.subplots(), {"a": widgets.FloatSlider()}, titles={"b": "$b$"})
+
+
 def test_an_explorer_refuses_controls_it_cannot_drive():
     with pytest.raises(TypeError, match=r"controls\['a'\]"):
         Explorer(lambda fig, a: None, {"a": 3})

@@ -152,8 +152,8 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
                      fontsize=9)
         fig.legend(loc="outside lower center", ncols=3, handlelength=1.6, columnspacing=1.0)
 
-    slider = widgets.SelectionSlider(options=ks, value=ks[0], description="$K$")
-    explorer = Explorer(draw, {"k": slider}, figsize=(6.4, 3.4))
+    slider = widgets.SelectionSlider(options=ks, value=ks[0], description="K")
+    explorer = Explorer(draw, {"k": slider}, figsize=(6.4, 3.4), titles={"k": "$K$"})
     explorer.log_weights = log_w
     explorer.estimates = estimates
     return explorer

@@ -101,7 +101,7 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
 
     controls = {name: widgets.FloatSlider(value=float(value), min=lo, max=hi, step=step,
                                           description=description, continuous_update=False)
-                for name, description, value, (lo, hi) in zip(("z1", "z2"), ("$z_1$", "$z_2$"), start, ranges)}
+                for name, description, value, (lo, hi) in zip(("z1", "z2"), ("z₁", "z₂"), start, ranges)}
 
     digits = [int(digit) for digit in torch.unique(code_labels)]
     medians = np.array([codes[code_labels == digit].median(0).values.numpy() for digit in digits])
@@ -121,4 +121,4 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
         picture.set_axis_off()
         picture.set_title("decoded mean")
 
-    return Explorer(draw, controls, figsize=(6.4, 3.3))
+    return Explorer(draw, controls, figsize=(6.4, 3.3), titles={"z1": "$z_1$", "z2": "$z_2$"})
