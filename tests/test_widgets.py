@@ -94,6 +94,10 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     at_x = np.isclose(band[:, 0][None, :], grid.numpy()[:, None])
     upper = np.where(at_x, band[:, 1][None, :], -np.inf).max(axis=1)  # the area's top edge at each x
     assert np.allclose(upper, expected, atol=1e-5)  # a bottom panel left at the first mixture is up to 0.74 off
+    # One colour per component in both panels: its dashed curve above and its area below (one legend serves both).
+    colours = [matplotlib.colors.to_rgb(c) for c in lvm.plot.component_colors(2)]
+    assert [matplotlib.colors.to_rgb(line.get_color()) for line in dashed] == colours
+    assert np.allclose([area.get_facecolor()[0][:3] for area in bottom.collections], colours)
     # The stand-in draws each setting alone, on top of the controls' values, and leaves the controls as they were.
     live = explorer.values()
     stand_in = explorer.stand_in([{"m0": 1.5}, {"w0": 0.2}])
