@@ -64,6 +64,10 @@ def test_the_variances_on_the_panels_are_those_of_the_plotted_draws_and_match_qu
     explorer.controls["baseline"].value = baseline
     explorer.controls["sigma"].value = sigma
     titles = panel_titles(explorer.figure)
+    # Both panels share one horizontal axis, the default 2μ ± 7.5 = (-5.9, 9.1). Without sharex the top
+    # panel would take matplotlib's own limits, the bins' span plus 5% margins: (-6.65, 9.85).
+    top, bottom = explorer.figure.axes
+    assert top.get_xlim() == bottom.get_xlim() == (2 * MU - 7.5, 2 * MU + 7.5)
     draws = explorer.draws(n_samples, baseline, sigma)
     for name in ("score function", "reparameterised"):
         values = draws[name].numpy()
@@ -142,6 +146,9 @@ def test_moving_only_s_redraws_the_draws_of_the_new_s_in_the_chapter_stand_in_an
     assert len(panels) == 4
     for panel, (n_samples, baseline) in zip(panels, settings):
         check_panels(panel.axes, n_samples, baseline)
+        # One horizontal axis for both panels, 2μ ± 7.5 (without sharex the top one's is (-6.65, 9.85)).
+        top, bottom = panel.axes
+        assert top.get_xlim() == bottom.get_xlim() == (2 * MU - 7.5, 2 * MU + 7.5), (n_samples, baseline)
     # Live: the same four settings reached by moving S alone (1 -> 16), then the baseline, then S (16 -> 1).
     explorer = estimator_explorer(mu=MU, sigma=0.6)
     for n_samples, baseline in [(1, "none"), (16, "none"), (16, "E[h]"), (1, "E[h]")]:
@@ -209,6 +216,8 @@ def test_the_share_of_draws_off_the_plot_is_written_to_a_tenth_of_a_percent():
     # half of the score-function draws (51.1% with seed 0) lies off its left edge and 1.75% of them off its
     # right: the panel says 52.8%; counting only the right edge would say 1.8%, only the left 51.1%.
     explorer = estimator_explorer(mu=MU, x_range=(0.0, 15.0))
+    top, bottom = explorer.figure.axes
+    assert top.get_xlim() == bottom.get_xlim() == (0.0, 15.0)  # not the default (-5.9, 9.1)
     values = explorer.draws(1, "none", 0.6)["score function"].numpy()
     left, right = np.mean(values < 0.0), np.mean(values > 15.0)
     assert left > 0.45 and right > 0.01
@@ -266,8 +275,12 @@ def test_every_control_redraws_cheaply_and_the_stand_in_titles_each_setting():
     assert time.perf_counter() - start < 2.0  # about 0.1 s on a laptop; room for a busy CI machine
     stand_in = explorer.stand_in([{"n_samples": 1, "baseline": "none"}, {"n_samples": 16, "baseline": "E[h]"}],
                                  panel_size=(3.3, 3.0))
-    titles = [sub._suptitle.get_text() for sub in stand_in.subfigs if sub.get_visible()]
+    panels = [sub for sub in stand_in.subfigs if sub.get_visible()]
+    titles = [sub._suptitle.get_text() for sub in panels]
     assert titles == ["S = 1, baseline = none", "S = 16, baseline = E[h]"]
+    for panel in panels:  # one horizontal axis, 2μ ± 7.5 (without sharex the top one's is (-6.65, 9.85))
+        top, bottom = panel.axes
+        assert top.get_xlim() == bottom.get_xlim() == (2 * MU - 7.5, 2 * MU + 7.5)
     assert stand_in.get_size_inches()[0] <= 6.6
 
 
