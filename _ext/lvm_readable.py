@@ -94,7 +94,8 @@ def plain_maths(tex: str) -> str:
             return name  # \log, \exp, \max: the word itself
 
     tex = re.sub(r"\\([A-Za-z]+)", command, tex)
-    tex = tex.replace("{", "").replace("}", "")
+    # A description cut short in the middle of a command leaves a lone backslash: drop it with the braces.
+    tex = tex.replace("{", "").replace("}", "").replace("\\", "")
     return re.sub(r"\s+", " ", tex).strip()
 
 

@@ -13,6 +13,17 @@ document.addEventListener("DOMContentLoaded", () => {
     link.append(image);
   });
 
+  // A folded box opens wherever its title is clicked. sphinx-togglebutton listens on the title but acts only
+  // when the click lands on the title element itself or its button: a click on the title's words (or its
+  // maths) did nothing. Send such clicks on to the title.
+  document.addEventListener("click", (event) => {
+    const title = event.target.closest(".admonition.toggle > .admonition-title");
+    if (!title || event.target === title || event.target.closest(".toggle-button")) return;
+    event.stopPropagation();
+    event.preventDefault();
+    title.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+  }, true);
+
   // A folded solution opens wherever its title is clicked. Its title is a link to the exercise it solves,
   // which would jump away instead: keep the words, drop the link (the exercise sits just above).
   document.querySelectorAll("div.solution > .admonition-title a.reference").forEach((anchor) => {

@@ -7,9 +7,10 @@ stand-in on the site and the live explorer in a notebook.
 An explorer is a drawing function ``draw(fig, **values)`` that fills a matplotlib figure (or sub-figure) for one
 setting of the controls, and the ipywidgets controls that name those values::
 
-    explorer = Explorer(draw, {"beta": FloatSlider(value=1.0, min=0.0, max=8.0)})
-    explorer                                   # the last expression of a cell: the live explorer
-    explorer.stand_in([{"beta": 0.5}, {"beta": 4.0}])   # the static figure
+    beta = FloatSlider(value=1.0, min=0.0, max=8.0, description="β")
+    explorer = Explorer(draw, {"beta": beta})
+    explorer  # the last expression of a cell: the live explorer
+    explorer.stand_in([{"beta": 0.5}, {"beta": 4.0}])  # the static figure
 """
 
 from __future__ import annotations
@@ -114,9 +115,10 @@ class Explorer:
         panels = figure.subfigures(nrows, ncols, squeeze=False).ravel()
         for panel, setting in zip(panels, settings):
             values = {**self.values(), **setting}
-            self.draw(panel, **values)
+            # The title first: a drawing that lays itself out (to space labels on the page) then sees it.
             panel.suptitle(", ".join(f"{self._label(name)} = {_format(value)}" for name, value in setting.items()),
                            fontsize=10)
+            self.draw(panel, **values)
         for panel in panels[len(settings):]:
             panel.set_visible(False)
         return figure
