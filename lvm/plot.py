@@ -36,7 +36,7 @@ COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0
 # marker of its own, and plot_digit_scatter writes the digit itself at the middle of its cloud.
 DIGIT_COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#882255", "#000000",
                 "#999933", "#AA4499"]
-DIGIT_MARKERS = ["o", "s", "^", "v", "D", "P", "X", "<", ">", "*"]
+DIGIT_MARKERS = ["o", "s", "^", "D", "P", "X", "*", "h", "p", "v"]  # one triangle pair, the rest distinct
 
 # The site's text column is about 670 CSS px wide at a 1280 px window. A figure one column wide (6.7 in at
 # 100 dpi) is shown at its own size, so 7 pt there is 9.7 px; wider figures are shrunk, and their text with them.
@@ -117,7 +117,7 @@ def use_course_style() -> None:
     formatter.for_type(Figure, render_png)
 
 
-def plot_digit_scatter(z, labels, ax=None, s: float = 12.0, alpha: float = 0.5, label_digits: bool = True):
+def plot_digit_scatter(z, labels, ax=None, s: float = 16.0, alpha: float = 0.5, label_digits: bool = True):
     """Codes ``z`` ([n, 2]) coloured and marked by their digit ``labels`` ([n]), each digit written near the
     median of its cloud (:func:`write_digit_labels`): readable without telling ten colours apart.
 
@@ -205,7 +205,10 @@ def spread_apart(points: np.ndarray, min_distance: float, steps: int = 300, fixe
                 gap = placed[i] - fixed[j]
                 distance = np.hypot(*gap)
                 if distance < fixed_distance:
-                    placed[i] += (fixed_distance - distance + 1e-6) * direction_of(gap)
+                    # A little sideways noise: a point caught between two fixed points on a line can only
+                    # escape off that line.
+                    away = direction_of(gap) + rng.normal(scale=0.05, size=2)
+                    placed[i] += (fixed_distance - distance + 1e-6) * away / np.hypot(*away)
                     moved = True
         if not moved:
             break

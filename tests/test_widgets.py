@@ -151,6 +151,17 @@ def test_digit_labels_never_hide_each_other_and_stay_near_their_clouds():
     placed = lvm.plot.spread_apart(row, min_distance=0.22, fixed=row, fixed_distance=0.11)
     to_medians = np.hypot(*(placed[:, None, :] - row[None, :, :]).transpose(2, 0, 1))
     assert to_medians[~np.eye(4, dtype=bool)].min() >= 0.11 - 1e-5
+    # The same through write_digit_labels, on a page: three medians in a row, 0.05 and 0.16 in from the first.
+    fig = Figure(figsize=(4, 2), dpi=100)
+    ax = fig.subplots()
+    ax.set_xlim(0, 2)
+    ax.set_ylim(-1, 1)
+    inches = ax.get_window_extent().width / fig.dpi / 2  # inches per data unit along x
+    medians = np.array([[0.5, 0.0], [0.5 + 0.05 / inches, 0.0], [0.5 + 0.16 / inches, 0.0]])
+    written = lvm.plot.write_digit_labels(ax, [1, 2, 3], medians)
+    page = lambda points: ax.transData.transform(points) / fig.dpi  # noqa: E731
+    distances = np.hypot(*(page(written)[:, None, :] - page(medians)[None, :, :]).transpose(2, 0, 1))
+    assert distances[~np.eye(3, dtype=bool)].min() >= 0.11 - 1e-3  # no numeral on another digit's median
     centres = np.array([[0.0, 0.0], [0.01, 0.0], [0.0, 0.02], [1.0, 1.0]])
     placed = lvm.plot.spread_apart(centres, min_distance=0.07)
     gaps = np.hypot(*(placed[:, None, :] - placed[None, :, :]).transpose(2, 0, 1))

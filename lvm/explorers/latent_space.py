@@ -111,7 +111,6 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
         plot_digit_scatter(codes, code_labels, ax=plane, label_digits=False)
         plane.set_xlim(*ranges[0])
         plane.set_ylim(*ranges[1])
-        write_digit_labels(plane, digits, medians)
         plane.plot([z1], [z2], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
                    markeredgecolor="black", markeredgewidth=2, label="chosen point")
         plane.set_xlabel("$z_1$")
@@ -120,5 +119,8 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
         picture.imshow(image.float().numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         picture.set_axis_off()
         picture.set_title("decoded mean")
+        # Numerals last, after a layout of everything else: they are spaced at the plane's final size.
+        fig.figure.draw_without_rendering()
+        write_digit_labels(plane, digits, medians)
 
     return Explorer(draw, controls, figsize=(6.4, 3.3), titles={"z1": "$z_1$", "z2": "$z_2$"})
