@@ -196,6 +196,7 @@ def visits(server, browser):
                 "hidden_scrollbars": visit.page.evaluate(HIDDEN_SCROLLBAR_JS),
                 "orphans": visit.page.evaluate(ORPHAN_PUNCTUATION_JS),
                 "colab_badge": visit.page.evaluate(COLAB_BADGE_JS),
+                "page_width": visit.page.evaluate("() => document.documentElement.scrollWidth"),
             }
             visit.close()
     return loaded
@@ -397,6 +398,14 @@ def test_on_a_phone_equation_numbers_clear_their_equations_and_scrolling_shows(v
     assert visit["eqno_overlaps"] == [], f"{page} at 412 px: numbers over their equations: {visit['eqno_overlaps']}"
     assert visit["hidden_scrollbars"] == [], (
         f"{page} at 412 px: equations that scroll with no visible scrollbar: {visit['hidden_scrollbars'][:8]}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_is_wider_than_the_screen(visits, page):
+    for label, width in WIDTHS.items():
+        # Wide content scrolls inside its own box; the page itself never scrolls sideways.
+        assert visits[page, label]["page_width"] <= width, (
+            f"{page} at {width} px is {visits[page, label]['page_width']} px wide")
 
 
 @pytest.mark.parametrize("page", PAGES)
