@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 __all__ = ["as_tensor", "check_data", "check_finite", "check_int", "check_nonempty", "check_overflow",
-           "check_positive", "check_positive_int", "check_probability_vector", "check_same_device", "check_shape",
+           "check_positive", "check_positive_int", "check_probability_vector", "check_real", "check_same_device", "check_shape",
            "distribution_device", "is_integer", "readable", "validation", "values_checked"]
 
 # True inside values_checked(): the caller has checked its whole data set once, so the per-call value checks
@@ -150,6 +150,25 @@ def check_positive(tensor: torch.Tensor, name: str) -> torch.Tensor:
     if readable(tensor) and not (tensor > 0).all():
         raise ValueError(f"{name} must be strictly positive, got {_preview(tensor)}")
     return tensor
+
+
+def check_real(value, name: str) -> float:
+    """``value`` as one finite ``float``, or an error naming ``name``.
+
+    Python numbers, NumPy scalars and one-element tensors count; a bool does not (``True`` passed as a mean is
+    a slip, not a 1.0), nor text, nor a tensor of several values.
+    """
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        raise TypeError(f"{name} must be one real number, got {value!r}")
+    if isinstance(value, (str, bytes)):  # float("0.5") would succeed: a number typed as text is a slip
+        raise TypeError(f"{name} must be one real number, got str {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):  # torch raises RuntimeError for a tensor of several values
+        raise TypeError(f"{name} must be one real number, got {type(value).__name__} {value!r:.60}") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
 
 
 def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:

@@ -1,10 +1,13 @@
 """Argument checks, devices, run profiles, plots and widgets."""
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -16,6 +19,23 @@ from lvm.device import default_device, resolve_device  # noqa: E402
 def test_check_shape_message_shows_expected_and_got():
     with pytest.raises(ValueError, match=r"W must have shape \[3, \*\].*got \[2, 2\]"):
         _checks.check_shape(torch.zeros(2, 2), "W", [3, None])
+
+
+@pytest.mark.parametrize("value", [0.5, 2, np.float32(-1.5), torch.tensor(3.0), torch.tensor([4.0])])
+def test_check_real_accepts_one_real_number_in_any_form(value):
+    assert _checks.check_real(value, "mu") == pytest.approx(float(value))
+
+
+@pytest.mark.parametrize("value, error, said", [
+    (True, TypeError, "mu must be one real number, got True"),
+    ("0.5", TypeError, "mu must be one real number, got str"),
+    (torch.tensor([1.0, 2.0]), TypeError, "mu must be one real number, got Tensor"),
+    (float("nan"), ValueError, "mu must be finite, got nan"),
+    (-np.inf, ValueError, "mu must be finite, got -inf"),
+])
+def test_check_real_names_the_argument_and_says_what_was_wrong(value, error, said):
+    with pytest.raises(error, match=re.escape(said)):
+        _checks.check_real(value, "mu")
 
 
 def test_probability_vector_tolerates_rounding_only():

@@ -19,11 +19,10 @@ second for the first draws with the baseline in a session) and kept, so a redraw
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..gradients import reparameterised_gradients, score_function_gradients
+from .._checks import check_int, check_real
 from ..plot import COLORS
 from ..widgets import Explorer
 
@@ -49,9 +48,9 @@ def exact_variance(estimator: str, mu: float, sigma: float, n_samples: int = 1, 
     """
     estimator = _check_choice(estimator, "estimator", ESTIMATORS)
     baseline = _check_choice(baseline, "baseline", BASELINES)
-    mu = _check_real(mu, "mu")
+    mu = check_real(mu, "mu")
     sigma = _check_sigma(sigma)
-    n_samples = _check_int(n_samples, "n_samples", 1)
+    n_samples = check_int(n_samples, "n_samples", 1)
     if estimator == "reparameterised":
         per_sample = 4 * sigma**2
     elif baseline == "none":
@@ -72,11 +71,11 @@ def estimator_draws(mu: float, sigma: float, n_samples: int, baseline: str = "no
     noise ε, and so do the score function with and without its baseline.
     """
     baseline = _check_choice(baseline, "baseline", BASELINES)
-    mu = _check_real(mu, "mu")
+    mu = check_real(mu, "mu")
     sigma = _check_sigma(sigma)
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    repeats = _check_int(repeats, "repeats", 2)
-    seed = _check_int(seed, "seed", 0)
+    n_samples = check_int(n_samples, "n_samples", 1)
+    repeats = check_int(repeats, "repeats", 2)
+    seed = check_int(seed, "seed", 0)
     mus = torch.full((repeats,), mu, dtype=torch.float64)
     sigmas = torch.full((repeats,), sigma, dtype=torch.float64)
     c = mu**2 + sigma**2 if baseline == "E[h]" else None
@@ -117,14 +116,14 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
     """
     import ipywidgets as widgets
 
-    mu = _check_real(mu, "mu")
+    mu = check_real(mu, "mu")
     sample_sizes = _check_increasing(sample_sizes, "sample_sizes", integers=True)
     sigmas = _check_increasing(sigmas, "sigmas", integers=False)
     sigma = _check_sigma(sigma)
     if sigma not in sigmas:
         raise ValueError(f"sigma must be one of sigmas {sigmas}, got {sigma}")
-    repeats = _check_int(repeats, "repeats", 2)
-    seed = _check_int(seed, "seed", 0)
+    repeats = check_int(repeats, "repeats", 2)
+    seed = check_int(seed, "seed", 0)
     gradient = 2 * mu
     if x_range is None:
         x_range = (gradient - 7.5, gradient + 7.5)
@@ -198,29 +197,11 @@ def _check_choice(value, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _check_real(value, name: str) -> float:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {number}")
-    return number
-
-
 def _check_sigma(sigma) -> float:
-    sigma = _check_real(sigma, "sigma")
+    sigma = check_real(sigma, "sigma")
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     return sigma
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
-    return value
 
 
 def _check_increasing(values, name: str, integers: bool) -> tuple:
@@ -231,9 +212,9 @@ def _check_increasing(values, name: str, integers: bool) -> tuple:
     if not values:
         raise ValueError(f"{name} must hold at least one value")
     if integers:
-        values = tuple(_check_int(v, name, 1) for v in values)
+        values = tuple(check_int(v, name, 1) for v in values)
     else:
-        values = tuple(_check_real(v, name) for v in values)
+        values = tuple(check_real(v, name) for v in values)
         if values[0] <= 0:
             raise ValueError(f"{name} must hold positive numbers, got {values[0]}")
     if any(b <= a for a, b in zip(values, values[1:])):
@@ -246,7 +227,7 @@ def _check_range(x_range) -> tuple[float, float]:
         low, high = x_range
     except (TypeError, ValueError):
         raise ValueError(f"x_range must be a pair (low, high), got {x_range!r}") from None
-    low, high = _check_real(low, "x_range"), _check_real(high, "x_range")
+    low, high = check_real(low, "x_range"), check_real(high, "x_range")
     if not low < high:
         raise ValueError(f"x_range must have low < high, got {(low, high)}")
     return low, high

@@ -11,13 +11,13 @@ so moving the slider only redraws a histogram.
 from __future__ import annotations
 
 import math
-import operator
 
 import torch
 from matplotlib.ticker import MaxNLocator
 from torch.distributions import Distribution
 
 from ..bounds import log_importance_weights
+from .._checks import check_int, check_real
 from ..plot import COLORS
 from ..widgets import Explorer
 
@@ -45,9 +45,9 @@ def iwae_weights(model, x, q: Distribution, k_max: int, repeats: int = 200,
         repeats: independent runs, at least 2.
         seed: the seed of the draws, a non-negative integer.
     """
-    k_max = _check_int(k_max, "k_max", 1)
-    repeats = _check_int(repeats, "repeats", 2)
-    seed = _check_int(seed, "seed", 0)
+    k_max = check_int(k_max, "k_max", 1)
+    repeats = check_int(repeats, "repeats", 2)
+    seed = check_int(seed, "seed", 0)
     x_rep, q_rep = repeated(x, q, repeats)
     device = x_rep.device
     if device.type not in ("cpu", "cuda"):
@@ -68,7 +68,7 @@ def iwae_weights(model, x, q: Distribution, k_max: int, repeats: int = 200,
 
 def bound_estimates(log_w: torch.Tensor, k: int) -> torch.Tensor:
     """log (1/K) Σ_{k ≤ K} w_k from the first K rows of ``[k_max, repeats]`` log-weights: ``[repeats]``."""
-    k = _check_int(k, "k", 1)
+    k = check_int(k, "k", 1)
     if k > log_w.shape[0]:
         raise ValueError(f"k must be at most the {log_w.shape[0]} log-weights per run, got {k}")
     return torch.logsumexp(log_w[:k], dim=0) - math.log(k)
@@ -120,11 +120,11 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
     import ipywidgets as widgets
 
     ks = _check_ks(ks)
-    log_px = _check_number(log_px, "log_px")
-    bins = _check_int(bins, "bins", 1)
+    log_px = check_real(log_px, "log_px")
+    bins = check_int(bins, "bins", 1)
     log_w = iwae_weights(model, x, q, ks[-1], repeats, seed)
     estimates = {k: bound_estimates(log_w, k) for k in sorted({1, *ks})}
-    elbo = float(estimates[1].mean()) if elbo is None else _check_number(elbo, "elbo")
+    elbo = float(estimates[1].mean()) if elbo is None else check_real(elbo, "elbo")
     everything = torch.cat(list(estimates.values()))
     low = min(float(everything.min()), log_px, elbo)
     high = max(float(everything.max()), log_px, elbo)
@@ -166,29 +166,9 @@ def _check_ks(ks) -> list[int]:
         raise TypeError(f"ks must be a sequence of positive integers, got {type(ks).__name__}") from None
     if not ks:
         raise ValueError("ks must hold at least one number of samples K")
-    ks = [_check_int(k, "each K in ks", 1) for k in ks]
+    ks = [check_int(k, "each K in ks", 1) for k in ks]
     if any(b <= a for a, b in zip(ks, ks[1:])):
         raise ValueError(f"ks must be strictly increasing, got {ks}")
     return ks
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)  # ints and integer numpy or torch scalars, not floats
-    except TypeError:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value}")
-    return value
-
-
-def _check_number(value, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be one number, got {type(value).__name__}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {number}")
-    return number
