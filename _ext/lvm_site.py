@@ -1,4 +1,5 @@
-"""The site's Sphinx fixes: every page loads each script once, and the bibliography's list is a valid list.
+"""The site's Sphinx fixes: every page loads each script once, the bibliography's list is a valid list, and
+search results show typeset maths.
 
 sphinx-thebe adds its configuration as an inline script after the HTML builder has started; Sphinx 7.4 then
 keeps two copies (one registered under the name ``None``, one under ``''``), and the second declaration of
@@ -32,7 +33,19 @@ def plain_citation_list(app, pagename, templatename, context, doctree) -> None:
         context["body"] = body.replace('<div role="list" class="citation-list">', '<div class="citation-list">')
 
 
+def typeset_search_snippets(app, pagename, templatename, context, doctree) -> None:
+    """The search page rewrites its snippets so that their maths is typeset (``_static/lvm-search.js``).
+
+    Deferred, it runs after the page's own ``searchtools.js`` has defined ``Search`` and before the search starts.
+    """
+    if pagename == "search":
+        app.add_js_file("lvm-search.js", loading_method="defer")
+
+
 def setup(app):
+    # MathJax on every page, the search page included: its snippets hold maths from the pages they quote.
+    app.set_html_assets_policy("always")
+    app.connect("html-page-context", typeset_search_snippets)
     app.connect("html-page-context", drop_repeated_scripts)
     app.connect("html-page-context", plain_citation_list)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -622,3 +622,43 @@ def test_hovering_an_equation_or_figure_reference_previews_it(server, browser, p
         assert "mjx-container" in content or "<img" in content, f"{page}: the preview shows {content[:80]}"
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("term", ["evidence", "posterior"])
+def test_search_snippets_show_typeset_maths_not_tex(server, browser, term):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        tab = context.new_page()
+        tab.goto(urljoin(server, f"search.html?q={term}"), wait_until="load")
+        tab.wait_for_selector("#search-results p.context", timeout=15000)
+        tab.wait_for_load_state("networkidle")
+        # Every snippet's maths is typeset once the search has finished and MathJax has caught up.
+        found = tab.evaluate("""async () => {
+            // Results arrive one by one, each snippet after its page is fetched: wait until the search has
+            // finished, every formula is typeset, and the number of snippets has stopped changing.
+            let last = -1, steady = 0;
+            for (let i = 0; i < 150 && steady < 5; i++) {
+                await new Promise(r => setTimeout(r, 100));
+                const finished = /finished/i.test(document.querySelector('.search-summary')?.textContent || '');
+                const count = document.querySelectorAll('#search-results p.context').length;
+                const untypeset = document.querySelectorAll(
+                    '#search-results p.context span.math:not(:has(mjx-container))').length;
+                steady = finished && untypeset === 0 && count === last ? steady + 1 : 0;
+                last = count;
+            }
+            const snippets = [...document.querySelectorAll('#search-results p.context')];
+            return snippets.map(p => {
+                const copy = p.cloneNode(true);
+                copy.querySelectorAll('mjx-container').forEach(m => m.remove());
+                return {text: copy.textContent, formulas: p.querySelectorAll('mjx-container').length,
+                        errors: p.querySelectorAll('mjx-merror').length};
+            });
+        }""")
+    finally:
+        context.close()
+    assert len(found) >= 5, f"searching {term!r} found {len(found)} snippets"
+    assert sum(s["formulas"] for s in found) >= 3, f"no snippet for {term!r} shows typeset maths: {found[:3]}"
+    raw = [s["text"] for s in found if "\\" in s["text"]]
+    assert raw == [], f"snippets for {term!r} show raw TeX: {raw[:2]}"
+    broken = [s["text"][:80] for s in found if s["errors"]]
+    assert broken == [], f"snippets for {term!r} show MathJax errors (red TeX): {broken}"
