@@ -1,5 +1,5 @@
-"""The site's Sphinx fixes: every page loads each script once, the bibliography's list is a valid list, and
-search results show typeset maths.
+"""The site's Sphinx fixes: every page loads each script once and no inert widget state, the bibliography's
+list is a valid list, and search results show typeset maths.
 
 sphinx-thebe adds its configuration as an inline script after the HTML builder has started; Sphinx 7.4 then
 keeps two copies (one registered under the name ``None``, one under ``''``), and the second declaration of
@@ -7,6 +7,8 @@ keeps two copies (one registered under the name ``None``, one under ``''``), and
 """
 
 from __future__ import annotations
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 def _script_key(script) -> tuple:
@@ -33,6 +35,14 @@ def plain_citation_list(app, pagename, templatename, context, doctree) -> None:
         context["body"] = body.replace('<div role="list" class="citation-list">', '<div class="citation-list">')
 
 
+def drop_widget_state(app, pagename, templatename, context, doctree) -> None:
+    """The executed notebooks carry their widgets' state, which myst-nb embeds in the page (160 KB on chapter
+    1's). Without the ipywidgets JavaScript (``nb_ipywidgets_js: {}``: no CDN, no kernel) nothing reads it, and
+    every explorer has a static figure beside it: the page is lighter without it."""
+    context["script_files"] = [script for script in context.get("script_files", [])
+                               if getattr(script, "attributes", {}).get("type") != WIDGET_STATE]
+
+
 def typeset_search_snippets(app, pagename, templatename, context, doctree) -> None:
     """The search page rewrites its snippets so that their maths is typeset (``_static/lvm-search.js``).
 
@@ -46,6 +56,7 @@ def setup(app):
     # MathJax on every page, the search page included: its snippets hold maths from the pages they quote.
     app.set_html_assets_policy("always")
     app.connect("html-page-context", typeset_search_snippets)
+    app.connect("html-page-context", drop_widget_state, priority=900)  # after myst-nb adds it (500)
     app.connect("html-page-context", drop_repeated_scripts)
     app.connect("html-page-context", plain_citation_list)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -589,6 +589,13 @@ def test_a_pasted_link_previews_with_a_title_and_a_plain_text_description(page):
     assert "\\" not in meta["description"] + meta["og:description"], f"{page}: TeX in the description"
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_carries_widget_state_that_nothing_reads(page):
+    # The site loads no ipywidgets JavaScript, so an embedded widget state is dead weight (160 KB on ch. 1).
+    html_text = (SITE / f"{page}.html").read_text(encoding="utf-8")
+    assert "application/vnd.jupyter.widget-state+json" not in html_text, f"{page} embeds its widgets' state"
+
+
 def test_bibliography_labels_read_like_the_citations_in_the_text():
     bibliography = (SITE / "book" / "bibliography.html").read_text(encoding="utf-8")
     labels = set(re.findall(r'class="label"><span class="fn-bracket">\[</span>([^<]+)<', bibliography))
