@@ -36,13 +36,15 @@ def keep_punctuation_with_maths(app, doctree, docname) -> None:
             continue
         punctuation, rest = match.group(), str(following)[match.end():]
         holder = nodes.inline(classes=["lvm-nowrap"])
-        parent.replace(maths, holder)
+        # By position, not by value: docutils finds a Text node by equality, so replacing `following` by value
+        # hit the first equal text in the paragraph (an earlier ", ") and left this one doubled.
+        parent[index] = holder
         holder += maths
         holder += nodes.Text(punctuation)
         if rest:
-            parent.replace(following, nodes.Text(rest))
+            parent[index + 1] = nodes.Text(rest)
         else:
-            parent.remove(following)
+            del parent[index + 1]
 
 
 def colab_url(app, docname: str) -> str | None:

@@ -31,4 +31,28 @@ document.addEventListener("DOMContentLoaded", () => {
     words.append(...anchor.childNodes);
     anchor.replaceWith(words);
   });
+
+  // An equation wider than its column scrolls, but phones (and macOS) hide scrollbars until touched: fade the
+  // edge where more of it lies, so that a reader sees it goes on. MathJax typesets after this runs and folded
+  // solutions have no width until opened, so each box is watched for size changes as well as scrolls.
+  const markOverflow = (box) => {
+    const hidden = box.scrollWidth - box.clientWidth;
+    box.classList.toggle("lvm-more-right", hidden > 1 && box.scrollLeft < hidden - 1);
+    box.classList.toggle("lvm-more-left", hidden > 1 && box.scrollLeft > 1);
+  };
+  const watched = new WeakSet();
+  const resized = new ResizeObserver((entries) => entries.forEach((entry) => markOverflow(entry.target)));
+  const watchEquations = () => {
+    document.querySelectorAll('div.math, div.math mjx-container[display="true"]').forEach((box) => {
+      if (watched.has(box)) return;
+      watched.add(box);
+      box.addEventListener("scroll", () => markOverflow(box), { passive: true });
+      resized.observe(box);
+      markOverflow(box);
+    });
+  };
+  watchEquations();
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) MathJax.startup.promise.then(watchEquations);
+  new MutationObserver(() => watchEquations()).observe(document.querySelector("article") || document.body,
+                                                       { childList: true, subtree: true });
 });

@@ -200,6 +200,7 @@ def visits(server, browser):
                 "too_wide": visit.page.evaluate(TOO_WIDE_JS),
                 "eqno_overlaps": visit.page.evaluate(EQNO_OVERLAP_JS),
                 "hidden_scrollbars": visit.page.evaluate(HIDDEN_SCROLLBAR_JS),
+                "inline_past_edge": visit.page.evaluate(INLINE_MATHS_PAST_EDGE_JS),
                 "orphans": visit.page.evaluate(ORPHAN_PUNCTUATION_JS),
                 "colab_badge": visit.page.evaluate(COLAB_BADGE_JS),
                 "page_width": visit.page.evaluate("() => document.documentElement.scrollWidth"),
@@ -305,15 +306,45 @@ EQNO_OVERLAP_JS = """() => {
 }"""
 
 # Display equations that scroll sideways without a scrollbar a reader can see.
-HIDDEN_SCROLLBAR_JS = """() => [...document.querySelectorAll('article.bd-article div.math')]
-    .filter(box => box.clientWidth > 0 && box.scrollWidth > box.clientWidth + 1)
-    .filter(box => {
-        const style = getComputedStyle(box);
-        const bar = box.offsetHeight - box.clientHeight - parseFloat(style.borderTopWidth)
-                    - parseFloat(style.borderBottomWidth);
-        return bar < 4;
-    })
-    .map(box => ((box.querySelector('.eqno') || {}).textContent || box.textContent.slice(0, 40)).trim())"""
+# A display equation wider than its box must scroll and show that it does. MathJax's own container is often
+# the box that scrolls (it sets overflow-x: auto), so both it and the outer div.math are measured; one that
+# hides its overflow cuts the equation off. Phones hide scrollbars until touched (and Playwright's Chromium
+# hides them always), so the sign is a faded edge: lvm.js marks the side where more lies, lvm.css fades it.
+# Scrolled to its end, the fade must move to the other edge.
+HIDDEN_SCROLLBAR_JS = """async () => {
+    const boxes = [...document.querySelectorAll(
+        'article.bd-article div.math, article.bd-article mjx-container[display="true"]')]
+        .filter(box => box.clientWidth > 0 && box.scrollWidth > box.clientWidth + 1);
+    const faded = box => getComputedStyle(box).maskImage.includes('gradient');
+    const found = [];
+    for (const box of boxes) {
+        const maths = box.closest('div.math') || box;
+        const name = ((maths.querySelector('.eqno') || {}).textContent || maths.textContent.slice(0, 40)).trim();
+        if (!['auto', 'scroll'].includes(getComputedStyle(box).overflowX)) { found.push('cut off: ' + name); continue; }
+        if (!(box.classList.contains('lvm-more-right') && faded(box))) { found.push('no fade: ' + name); continue; }
+        box.scrollLeft = box.scrollWidth;
+        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        if (box.classList.contains('lvm-more-right') || !box.classList.contains('lvm-more-left'))
+            found.push('fade stays at the end: ' + name);
+        box.scrollLeft = 0;
+    }
+    return found;
+}"""
+
+# Inline maths cannot scroll: a formula that runs past the right edge of its paragraph (or list item, or table
+# cell) is cut off where the page hides overflow.
+INLINE_MATHS_PAST_EDGE_JS = """() => {
+    const found = [];
+    document.querySelectorAll('article.bd-article mjx-container:not([display="true"])').forEach(m => {
+        if (m.closest('div.math, .cell_output, table, [data-tippy-root]')) return;
+        const box = m.closest('p, li, dd, td, th, .admonition-title') || m.parentElement;
+        const edge = box.getBoundingClientRect().right;
+        const right = m.getBoundingClientRect().right;
+        if (m.getBoundingClientRect().width > 0 && right > edge + 1)
+            found.push(`${Math.round(right - edge)} px: ` + (m.getAttribute('aria-label') || m.textContent).slice(0, 60));
+    });
+    return found;
+}"""
 
 # A punctuation mark that starts a line right after inline maths: the line broke between them.
 ORPHAN_PUNCTUATION_JS = """() => {
@@ -403,7 +434,14 @@ def test_on_a_phone_equation_numbers_clear_their_equations_and_scrolling_shows(v
     visit = visits[page, "phone"]
     assert visit["eqno_overlaps"] == [], f"{page} at 412 px: numbers over their equations: {visit['eqno_overlaps']}"
     assert visit["hidden_scrollbars"] == [], (
-        f"{page} at 412 px: equations that scroll with no visible scrollbar: {visit['hidden_scrollbars'][:8]}")
+        f"{page} at 412 px: equations that scroll with no sign that they do: {visit['hidden_scrollbars'][:8]}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_inline_maths_stays_within_its_line_at_both_widths(visits, page):
+    for label in WIDTHS:
+        found = visits[page, label]["inline_past_edge"]
+        assert found == [], f"{page} ({label}): inline maths cut off at the right edge: {found[:6]}"
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -1,0 +1,42 @@
+"""The site's Sphinx extensions (in _ext/), on hand-built document trees: no build needed."""
+
+import sys
+from pathlib import Path
+
+from docutils import nodes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
+import lvm_readable  # noqa: E402
+
+
+def paragraph(*children):
+    node = nodes.paragraph()
+    node.extend(children)
+    document = nodes.document(None, None)
+    document += node
+    return document, node
+
+
+def test_punctuation_after_inline_maths_is_kept_with_it_and_nothing_else_moves():
+    # Chapter 5's "`mu` is [D_z], `scale_tril` is L, [D_z, D_z]": an equal ", " earlier in the paragraph was
+    # the node replaced, which lost one comma and doubled another.
+    document, para = paragraph(nodes.Text("mu is D"), nodes.Text(", "), nodes.Text("scale is "),
+                               nodes.math(text="L"), nodes.Text(", "), nodes.Text("D by D"))
+    lvm_readable.keep_punctuation_with_maths(None, document, "page")
+    assert para.astext() == "mu is D, scale is L, D by D"
+    held = [node for node in para.children if isinstance(node, nodes.inline)]
+    assert len(held) == 1 and held[0].astext() == "L," and "lvm-nowrap" in held[0]["classes"]
+
+
+def test_maths_with_no_punctuation_after_it_is_left_alone():
+    document, para = paragraph(nodes.Text("so "), nodes.math(text="x"), nodes.Text(" grows"))
+    lvm_readable.keep_punctuation_with_maths(None, document, "page")
+    assert para.astext() == "so x grows"
+    assert not list(para.findall(nodes.inline))
+
+
+def test_punctuation_that_ends_the_text_node_leaves_no_empty_node_behind():
+    document, para = paragraph(nodes.Text("a, "), nodes.math(text="x"), nodes.Text("."))
+    lvm_readable.keep_punctuation_with_maths(None, document, "page")
+    assert para.astext() == "a, x."
+    assert len(para.children) == 2
