@@ -233,10 +233,10 @@ def plot_mixture(model: GaussianMixture, ax=None, x_range=None, show_components:
     with torch.no_grad():
         if show_components:
             weighted = model.weights * model.components().log_prob(grid[:, None]).exp()
-            for k, color in enumerate(component_colors(model.n_components)):
-                # Above p(x), which covers each component near its peak.
-                ax.plot(grid, weighted[:, k], "--", color=color, lw=1.4, zorder=3,
-                        label=rf"$\lambda_{k + 1}\,\mathcal{{N}}(x\mid\mu_{k + 1},\sigma_{k + 1}^2)$")
+            for n, color in enumerate(component_colors(model.n_components)):
+                # Above p(x), which covers each component near its peak; numbered from 1, as in the text.
+                ax.plot(grid, weighted[:, n], "--", color=color, lw=1.4, zorder=3,
+                        label=rf"$\lambda_{n + 1}\,\mathcal{{N}}(x\mid\mu_{n + 1},\sigma_{n + 1}^2)$")
         ax.plot(grid, model.log_marginal(grid).exp(), color="black", lw=2, label=label)
     ax.set_xlabel("$x$")
     ax.set_ylabel("density")
@@ -256,7 +256,7 @@ def plot_samples_vs_density(model: GaussianMixture, x: torch.Tensor, ax=None, bi
 
 
 def plot_responsibilities(model: GaussianMixture, ax=None, x_range=None):
-    """p(z = k | x) along x as stacked areas: at every x the columns sum to one."""
+    """p(z = n | x) along x as stacked areas: at every x the columns sum to one."""
     if model.x_dim is not None:
         raise ValueError("model must be a 1-D GaussianMixture (means of shape [N])")
     ax = ax or plt.gca()
@@ -265,7 +265,7 @@ def plot_responsibilities(model: GaussianMixture, ax=None, x_range=None):
         r = model.responsibilities(grid).T.numpy()
     colors = component_colors(model.n_components)
     ax.stackplot(grid.numpy(), r, colors=colors, alpha=0.75,
-                 labels=[f"$p(z={k + 1}\\mid x)$" for k in range(model.n_components)])
+                 labels=[f"$p(z={n + 1}\\mid x)$" for n in range(model.n_components)])
     ax.set_ylim(0, 1)
     ax.set_xlabel("$x$")
     ax.set_ylabel("posterior probability")

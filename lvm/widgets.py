@@ -150,18 +150,18 @@ def mixture_from_sliders(raw_weights, means, stds) -> GaussianMixture:
 
 
 def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
-    """Sliders for λ_k, μ_k, σ_k of a 1-D mixture; redraws p(x), its components and p(z | x).
+    """Sliders for λ_n, μ_n, σ_n of a 1-D mixture; redraws p(x), its components and p(z = n | x).
 
     The sliders start at ``model``'s values, or the model is refused: each mean must lie in ``x_range`` (the
-    means' sliders span it) and each σ_k be at least 0.05; the spreads' sliders reach at least 3 and the
-    largest σ_k.
+    means' sliders span it) and each σ_n be at least 0.05; the spreads' sliders reach at least 3 and the
+    largest σ_n.
     """
     import ipywidgets as widgets
 
     if model.x_dim is not None:
-        raise ValueError("model must be a 1-D GaussianMixture (means of shape [K])")
-    k = model.n_components
-    outside = [f"μ{i + 1} = {float(m):g}" for i, m in enumerate(model.means) if not x_range[0] <= m <= x_range[1]]
+        raise ValueError("model must be a 1-D GaussianMixture (means of shape [N])")
+    N = model.n_components
+    outside = [f"μ{n + 1} = {float(m):g}" for n, m in enumerate(model.means) if not x_range[0] <= m <= x_range[1]]
     if outside:
         # A slider clamps its start into its range: the explorer would open on another mixture, silently.
         raise ValueError(f"x_range {tuple(x_range)} must hold every mean of model; {', '.join(outside)} lies "
@@ -171,25 +171,25 @@ def mixture_explorer(model: GaussianMixture, x_range=(-6.0, 6.0)) -> Explorer:
                          f"{float(model.stds.min()):g}")
     s_max = max(3.0, math.ceil(float(model.stds.max()) / 0.05) * 0.05)
     controls, titles = {}, {}
-    for i in range(k):
-        n = str(i + 1).translate(SUBSCRIPTS)
-        controls[f"w{i}"] = widgets.FloatSlider(value=float(model.weights[i]), min=0.0, max=1.0, step=0.01,
-                                                description=f"λ{n} (raw)")
-        controls[f"m{i}"] = widgets.FloatSlider(value=float(model.means[i]), min=x_range[0], max=x_range[1],
-                                                step=0.05, description=f"μ{n}")
-        controls[f"s{i}"] = widgets.FloatSlider(value=float(model.stds[i]), min=0.05, max=s_max, step=0.05,
-                                                description=f"σ{n}")
-        titles.update({f"w{i}": f"$\\lambda_{{{i + 1}}}$ (raw)", f"m{i}": f"$\\mu_{{{i + 1}}}$",
-                       f"s{i}": f"$\\sigma_{{{i + 1}}}$"})
+    for n in range(N):
+        sub = str(n + 1).translate(SUBSCRIPTS)  # one-based, as in the text: λ₁ is the slider of w0
+        controls[f"w{n}"] = widgets.FloatSlider(value=float(model.weights[n]), min=0.0, max=1.0, step=0.01,
+                                                description=f"λ{sub} (raw)")
+        controls[f"m{n}"] = widgets.FloatSlider(value=float(model.means[n]), min=x_range[0], max=x_range[1],
+                                                step=0.05, description=f"μ{sub}")
+        controls[f"s{n}"] = widgets.FloatSlider(value=float(model.stds[n]), min=0.05, max=s_max, step=0.05,
+                                                description=f"σ{sub}")
+        titles.update({f"w{n}": f"$\\lambda_{{{n + 1}}}$ (raw)", f"m{n}": f"$\\mu_{{{n + 1}}}$",
+                       f"s{n}": f"$\\sigma_{{{n + 1}}}$"})
 
     def draw(fig, **values):
-        raw = [values[f"w{i}"] for i in range(k)]
+        raw = [values[f"w{n}"] for n in range(N)]
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
         if sum(raw) <= 0:
             top.text(0.5, 0.5, "At least one weight must be positive.", ha="center", transform=top.transAxes)
             return
-        mixture = mixture_from_sliders(raw, [values[f"m{i}"] for i in range(k)],
-                                       [values[f"s{i}"] for i in range(k)])
+        mixture = mixture_from_sliders(raw, [values[f"m{n}"] for n in range(N)],
+                                       [values[f"s{n}"] for n in range(N)])
         plot_mixture(mixture, ax=top, x_range=x_range)
         # Above the panel, not in it: a peak moved under a legend would hide.
         top.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2)

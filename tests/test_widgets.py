@@ -77,6 +77,18 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     model = lvm.GaussianMixture([0.3, 0.7], [-1.0, 2.0], [0.5, 1.0])
     explorer = lvm.widgets.mixture_explorer(model)
     assert len(explorer.controls) == 6
+    # Numbered from 1, as in the text (a count from 0 would say λ₀, μ₀, σ₀), in the order w, m, s per component.
+    descriptions = [control.description for control in explorer.controls.values()]
+    assert descriptions == ["λ₁ (raw)", "μ₁", "σ₁", "λ₂ (raw)", "μ₂", "σ₂"]
+    # The means' sliders span x_range, the default (-6, 6): a slider up to 4 could not reach a mean at 5.
+    for name in ("m0", "m1"):
+        assert (explorer.controls[name].min, explorer.controls[name].max) == (-6.0, 6.0)
+    # Both panels name the components from 1, as the sliders do (λ0, μ0 or p(z=0|x) would start from 0).
+    top, bottom = explorer.figure.axes
+    assert [t.get_text() for t in top.get_legend().get_texts()] == [
+        r"$\lambda_1\,\mathcal{N}(x\mid\mu_1,\sigma_1^2)$", r"$\lambda_2\,\mathcal{N}(x\mid\mu_2,\sigma_2^2)$",
+        "$p(x)$"]
+    assert bottom.get_legend_handles_labels()[1] == [r"$p(z=1\mid x)$", r"$p(z=2\mid x)$"]
     assert [explorer.controls[k].value for k in ("w0", "m0", "s0")] == pytest.approx([0.3, -1.0, 0.5])
     for name, value in [("w0", 0.9), ("m1", -3.0), ("s0", 2.0)]:
         assert_control_changes_drawing(explorer, name, value)
@@ -114,6 +126,8 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     # A model the sliders cannot show is refused, not clamped into another mixture.
     with pytest.raises(ValueError, match=r"x_range .* \u03bc1 = -8"):
         lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-8.0, 1.0], [0.5, 4.0]))
+    with pytest.raises(ValueError, match=r"x_range .* \u03bc2 = 8"):  # above the range, not only below it
+        lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [1.0, 8.0], [0.5, 4.0]))
     with pytest.raises(ValueError, match="sigma of model must be at least 0.05.*0.02"):
         lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.02, 1.0]))
     wide = lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.5, 4.0]))
