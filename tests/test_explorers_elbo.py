@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgb
 
 import lvm
 from lvm.explorers.elbo import elbo_gap_explorer
@@ -60,10 +61,12 @@ def drawn_numbers(figure) -> tuple[float, float, float]:
     bar = drawn(figure, "kl")
     assert bar.get_x() == pytest.approx(elbo, abs=1e-12)  # the bar starts at the ELBO ...
     assert bar.get_x() + bar.get_width() == pytest.approx(log_px, abs=1e-9)  # ... and ends at log p(x)
-    # ... and both lie on the visible axis (the ELBO unless an arrow head marks it off the left end): a right
-    # limit at log p(x) - 0.5 would clip the diamond, its guide and the bar's end.
+    # ... and both lie on the visible axis (the ELBO unless an arrow head marks it off the left end), the diamond
+    # with room to its right: the module leaves 0.5 nats. A right limit at log p(x) + 0.05 would cut the diamond
+    # (7 points wide, about 0.1 nats in a stand-in's panel) in half, and one at log p(x) - 0.5 would clip it, its
+    # guide and the bar's end.
     left, right = figure.axes[1].get_xlim()
-    assert left < log_px < right
+    assert left < log_px and right >= log_px + 0.25
     assert elbo >= left or any(line.get_marker() == "<" for line in figure.axes[1].get_lines())
     return elbo, log_px, bar.get_width()
 
@@ -78,6 +81,11 @@ def drawn_rows(figure) -> dict[float, str]:
     assert (log_px.get_marker(), list(log_px.get_ydata())) == ("D", [2])
     assert (elbo.get_marker(), list(elbo.get_ydata())) == ("o", [1])
     assert bar.get_y() + bar.get_height() / 2 == pytest.approx(0.0, abs=1e-12)
+    # The caption calls the KL the "hatched bar", and its colour is neither the dot's nor the diamond's: without
+    # its hatch, or in the ELBO's blue, it would not be the bar the caption describes.
+    assert bar.get_hatch() == "//"
+    marker_colours = {to_rgb(marker.get_color()) for marker in (log_px, elbo)}
+    assert to_rgb(bar.get_facecolor()) not in marker_colours
     bottom = figure.axes[1]
     # Each label with its tick's height: ticks [0, 1, 2] with the same labels would write log p(x) beside the KL
     # bar and KL beside the diamond.
@@ -175,6 +183,12 @@ def test_the_drawn_densities_are_q_and_the_posterior():
     entries = {t.get_text(): h.get_linestyle() for t, h in zip(legend.get_texts(), legend.legend_handles)}
     assert entries == {r"$p(z \mid x)$": "-", r"$q(z)$": "--"}
     z = np.asarray(q_line.get_xdata(), dtype=float)
+    # Both densities are drawn on z from 1 below the m slider's minimum to 1 above its maximum, and so is the
+    # panel: q's tails show with m at either end. A grid on the slider's range alone, [-2.5, 1.5], would cut q off
+    # at its mean when m sits at an end.
+    assert z[0] <= -2.5 - 1 + 1e-12 and z[-1] >= 1.5 + 1 - 1e-12
+    np.testing.assert_array_equal(posterior_line.get_xdata(), z)
+    assert explorer.figure.axes[0].get_xlim() == pytest.approx((z[0], z[-1]), abs=1e-12)
     q = np.exp(-0.5 * ((z - 0.4) / 0.7) ** 2) / (0.7 * math.sqrt(2 * math.pi))
     np.testing.assert_allclose(q_line.get_ydata(), q, rtol=1e-9, atol=1e-12)
     # Both densities fit under the top of the panel, q's narrow peaks too (20 at s = 0.02).
