@@ -125,3 +125,32 @@ def test_mutual_information_gap_rejects_bad_input():
         lvm.diagnostics.mutual_information_gap(good, torch.ones(10, 2))
     with pytest.raises(ValueError, match="bins must be at least 2"):
         lvm.diagnostics.mutual_information(good, torch.rand(10, 2), bins=1)
+
+
+def test_a_skewed_continuous_factor_is_cut_into_equally_filled_bins():
+    # The docstring promises equally filled bins (quantiles): 4000 distinct values in 20 bins of 200 each, so the
+    # binned entropy is exactly log 20 whatever the distribution. Equal-width bins would give an exponential
+    # column about 1.9 nats (most values fall in the first few bins), and a uniform one nearly log 20.
+    gen = torch.Generator().manual_seed(1)
+    skewed = torch.empty(4000, 1, dtype=torch.float64).exponential_(generator=gen)
+    _, entropy = lvm.diagnostics.mutual_information(torch.rand(4000, 2, generator=gen), skewed, bins=20)
+    torch.testing.assert_close(entropy[0], torch.tensor(math.log(20), dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_each_gap_is_divided_by_its_own_factors_entropy():
+    # A category of 3 values (shares 1/2, 3/10, 1/5: entropy 1.03 nats) beside a continuous factor (log 20 = 3.0
+    # nats once binned). A code that copies each has gaps near 1 for both; dividing every gap by the largest
+    # entropy instead of each factor's own would give the category about 1.03 / 3.0 = 0.34.
+    gen = torch.Generator().manual_seed(2)
+    category = torch.multinomial(torch.tensor([0.5, 0.3, 0.2]), 6000, replacement=True, generator=gen)
+    continuous = torch.rand(6000, generator=gen, dtype=torch.float64)
+    factors = torch.stack([category.double(), continuous], 1)
+    codes = torch.cat([factors, torch.rand(6000, 1, generator=gen, dtype=torch.float64)], 1)
+    info, entropy = lvm.diagnostics.mutual_information(codes, factors)
+    shares = torch.bincount(category).double() / len(category)
+    torch.testing.assert_close(entropy[0], -(shares * shares.log()).sum())  # the category's own plug-in entropy
+    torch.testing.assert_close(entropy[1], torch.tensor(math.log(20), dtype=torch.float64))
+    top_two = info.topk(2, dim=0).values
+    gap = lvm.diagnostics.mutual_information_gap(codes, factors)
+    torch.testing.assert_close(gap, (top_two[0] - top_two[1]) / entropy)
+    assert (gap > 0.95).all()

@@ -39,6 +39,10 @@ def test_the_shown_image_is_the_decoders_mean_at_the_code_plus_the_step_times_th
     top, below, right = (ax.get_position() for ax in (original, shown, along))
     assert top.y0 > below.y1
     assert max(top.x1, below.x1) < right.x0
+    # and their titles and axis labels: with "input" and "decoded" swapped the panels would still sit right
+    # but say the wrong thing, which these lines catch; the curve's axes are η and the measure, ink.
+    assert (original.get_title(), shown.get_title()) == ("input", "decoded")
+    assert (along.get_xlabel(), along.get_ylabel()) == ("step η", "ink")
     with torch.no_grad():
         expected = model.decode(codes[3] + 2.0 * vector)
     # A step along -vector, or the code of image 0, would differ from this by more than 0.01 somewhere.
@@ -92,6 +96,7 @@ def test_a_redraw_is_cheap_and_the_stand_in_titles_each_setting(setting):
     model, codes, vector, _ = setting
     explorer = attribute_explorer(model, codes, vector, strengths=(-2.0, 2.0), step=0.5)
     assert len(explorer.figure.axes) == 2  # no images: the decoded image and the curve
+    assert explorer.figure.axes[0].get_title() == "decoded"  # not "input": there is none
     explorer.controls["image"].value = 1  # its curve decoded now, as on its first showing
     start = time.perf_counter()
     explorer.controls["strength"].value = 1.5
