@@ -1,0 +1,52 @@
+"""Every page's footer says which release of the course it shows, when it was built, and who maintains it.
+
+The version is ``lvm.__version__`` (read from ``lvm/__init__.py`` without importing torch) and the names are
+``_config.yml``'s ``author``: one place each. The build date honours ``SOURCE_DATE_EPOCH``, so a rebuild of a
+tagged release can reproduce its pages.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import os
+import re
+from pathlib import Path
+
+VERSION = re.compile(r'^__version__ = "([^"]+)"$', re.MULTILINE)
+
+
+def course_version(root: Path) -> str:
+    found = VERSION.search((root / "lvm" / "__init__.py").read_text(encoding="utf-8"))
+    if found is None:
+        raise ValueError(f"no __version__ = \"...\" line in {root / 'lvm' / '__init__.py'}")
+    return found.group(1)
+
+
+def build_date() -> datetime.date:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        return datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc).date()
+    return datetime.date.today()
+
+
+def footer(version: str, date: datetime.date, author: str, repository: str | None, branch: str) -> str:
+    changes = (f' <a href="{html.escape(repository.rstrip("/"))}/blob/{html.escape(branch)}/CHANGELOG.md">'
+               "What changed</a>." if repository else "")
+    return (f'<p class="lvm-release">Version {html.escape(version)}, built {date.isoformat()}. '
+            f"Maintained by {html.escape(author)}.{changes}</p>")
+
+
+def add_release_footer(app, config) -> None:
+    root = Path(app.confdir)
+    while not (root / "lvm" / "__init__.py").exists() and root != root.parent:
+        root = root.parent  # the student edition is built from _build/student, two levels down
+    options = dict(config.html_theme_options or {})
+    options["extra_footer"] = footer(course_version(root), build_date(), config.author,
+                                     options.get("repository_url"), options.get("repository_branch") or "main")
+    config.html_theme_options = options
+
+
+def setup(app):
+    app.connect("config-inited", add_release_footer)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
