@@ -65,6 +65,27 @@ def mean_of_chunk_estimates(chunks):
     return torch.stack([torch.logsumexp(c, 0) - math.log(c.shape[0]) for c in chunks]).mean(0)
 
 
+def counted_from(start):
+    def answer(chunks):
+        total, count = None, start  # count = 1: one draw too many; -1: one too few
+        for log_w in chunks:
+            chunk_lse = torch.logsumexp(log_w, dim=0)
+            total = chunk_lse if total is None else torch.logaddexp(total, chunk_lse)
+            count += log_w.shape[0]
+        return total - math.log(count)
+
+    return answer
+
+
+def sized_as_the_last_chunk(chunks):
+    total, size, n_chunks = None, 0, 0
+    for log_w in chunks:
+        chunk_lse = torch.logsumexp(log_w, dim=0)
+        total = chunk_lse if total is None else torch.logaddexp(total, chunk_lse)
+        size, n_chunks = log_w.shape[0], n_chunks + 1  # every chunk assumed as big as the last
+    return total - math.log(size * n_chunks)
+
+
 def divide_by_chunk_count(chunks):
     chunks = list(chunks)
     return torch.logsumexp(torch.cat(chunks), 0) - math.log(len(chunks))
@@ -76,6 +97,11 @@ WRONG = {
     "scalar": (lambda chunks: right_by_concatenation(chunks).mean(), "reduced over the data points"),
     "summed weights": (lambda chunks: torch.logsumexp(torch.cat(list(chunks)), 0), "too large by log K"),
     "chunk count": (divide_by_chunk_count, "number of chunks"),
+    # The first stream has chunks of 2, 6 and 5 draws, K = 13. With sizes 2, 5 and 4 (K = 11), a count from 1,
+    # 12 = 4 × 3, was told that it assumed every chunk had 4 draws.
+    "count from 1": (counted_from(1), "off by one: you divided by 14"),
+    "count from -1": (counted_from(-1), "off by one: you divided by 12"),
+    "every chunk as big as the last": (sized_as_the_last_chunk, "every chunk has 5 draws"),
     "mean of chunk estimates": (mean_of_chunk_estimates, "averaged the chunks' estimates"),
     "mean of logs": (lambda chunks: torch.cat(list(chunks)).mean(0), "that is the ELBO"),
     "exp then log": (lambda chunks: torch.cat(list(chunks)).exp().mean(0).log(), "underflows"),

@@ -111,9 +111,11 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
         n = int(torch.randint(2, 5, (1,), generator=gen))
         sizes = torch.randint(1, 7, (int(torch.randint(2, 5, (1,), generator=gen)),), generator=gen).tolist()
         if trial == 0:
-            # Unequal sizes, so averaging per chunk and per draw differ; and K = 11, the number of chunks (3), the
-            # last size (4) and the sizes times the number of chunks (6, 12) all differ, so each wrong count shows.
-            sizes = [2, 5, 4]
+            # Unequal sizes, so averaging per chunk and per draw differ; and K = 13, the counts one off (12, 14),
+            # the number of chunks (3), the last size (5) and the first and last sizes times the number of chunks
+            # (6, 15) all differ, so each wrong count gets its own feedback. (With [2, 5, 4], K + 1 = 12 = 4 × 3:
+            # a count one too many read as "every chunk has 4 draws".)
+            sizes = [2, 6, 5]
         chunks = [2 * torch.randn(c, n, generator=gen, dtype=torch.float64) - 1 for c in sizes]
         big_k = sum(sizes)
         got = _call_stream(fn, chunks)
@@ -131,6 +133,11 @@ def check_log_mean_exp_stream(fn: Callable, n_trials: int = 10, seed: int = 8) -
         if _close(got, want + math.log(big_k)):
             raise ExerciseFeedback("Your estimates are too large by log K: you summed the weights. Average them "
                                    "over all K draws: logsumexp − log K, with K the total over all chunks.")
+        for wrong_k in (big_k + 1, big_k - 1):
+            if _close(got, want + math.log(big_k) - math.log(wrong_k)):
+                raise ExerciseFeedback(f"Your K is off by one: you divided by {wrong_k}, but the chunks hold "
+                                       f"{big_k} draws (sizes {sizes}). Start the count at 0 and add each "
+                                       "chunk's size, count += log_w.shape[0], so that K = Σ_b K_b.")
         for assumed in dict.fromkeys((sizes[0], sizes[-1])):
             if assumed * len(sizes) != big_k and _close(got, want + math.log(big_k) - math.log(assumed * len(sizes))):
                 raise ExerciseFeedback(f"Your K assumes that every chunk has {assumed} draws, but the sizes differ "
