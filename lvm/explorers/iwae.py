@@ -21,7 +21,7 @@ from .._checks import check_int, check_real
 from ..plot import COLORS
 from ..widgets import Explorer
 
-__all__ = ["DEFAULT_KS", "bound_estimates", "iwae_explorer", "iwae_weights", "repeated"]
+__all__ = ["DEFAULT_KS", "bound_estimates", "iwae_explorer", "iwae_weights", "repeated", "signed"]
 
 DEFAULT_KS = tuple(2**i for i in range(11))  # 1, 2, 4, ..., 1024
 
@@ -147,7 +147,7 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
         ax.set_xlabel(f"$K$-sample estimate, {len(values)} runs (nats)")
         ax.set_ylabel("runs")
         minus = "\N{MINUS SIGN}"
-        difference = f"{mean - log_px:+.3f}".replace("-", minus)
+        difference = signed(mean - log_px)
         ax.set_title(f"mean {minus} " + r"$\log p(\mathbf{x})$" + f" = {difference}, sd {sd:.3f}",
                      fontsize=9)
         fig.legend(loc="outside lower center", ncols=3, handlelength=1.6, columnspacing=1.0)
@@ -157,6 +157,17 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
     explorer.log_weights = log_w
     explorer.estimates = estimates
     return explorer
+
+
+def signed(value: float) -> str:
+    """``value`` to 3 decimals with its sign (a true minus sign), and 0.000 unsigned where it rounds to zero.
+
+    ``f"{-0.0001:+.3f}"`` gives "-0.000", a sign that the number shown does not have.
+    """
+    text = f"{value:+.3f}"
+    if float(text) == 0:
+        return "0.000"
+    return text.replace("-", "\N{MINUS SIGN}")
 
 
 def _check_ks(ks) -> list[int]:
