@@ -6,11 +6,11 @@ failed test) that says what looks wrong, not only *that* it is wrong: a shape, a
 underflow, a guard (an epsilon, ``nan_to_num``) that hides one, a cut gradient, a stream that holds every
 chunk. On success it prints one line and returns nothing. In Jupyter and Colab the feedback shows as its
 sentence alone, without the checker's stack; where the student's function itself raised an error, the lines
-of the student's code come first. ``tests/test_exercise_wrong_answers.py`` lists, for every check, the wrong
-answers it must reject.
+of the student's code come first. An untouched stub gets :class:`NotWrittenYet`, a note that says what to
+do next. ``tests/test_exercise_wrong_answers.py`` lists, for every check, the wrong answers it must reject.
 """
 
-from ._feedback import ExerciseFeedback
+from ._feedback import ExerciseFeedback, NotWrittenYet
 from .diffusion import check_forward_marginal
 from .disentanglement import check_mutual_information_gap
 from .elbo import check_gaussian_kl
@@ -23,6 +23,7 @@ from .vae import check_vae_loss
 
 __all__ = [
     "ExerciseFeedback",
+    "NotWrittenYet",
     "check_forward_marginal",
     "check_gaussian_kl",
     "check_importance_estimate",

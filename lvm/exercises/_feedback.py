@@ -40,6 +40,17 @@ class ExerciseFeedback(AssertionError):
         return lines + [f"{type(self).__name__}: {self}"]
 
 
+class NotWrittenYet(ExerciseFeedback):
+    """The function is still the student edition's stub: a note on what to do next, not an alarm.
+
+    It shows as its sentence alone, without an error's name in front, and the cell still fails, so that an
+    autograder or a book build gives no credit for an untouched stub.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
 def _passed(message: str) -> None:
     """Print a check's success, wrapped to the width a notebook's output box shows (76 characters)."""
     print("\n".join(textwrap.fill(line, width=76, subsequent_indent="  ") for line in message.split("\n")))
@@ -108,7 +119,8 @@ def _invoke(fn: Callable, name: str, *args: Any, copies: bool = True,
     try:
         return fn(*(_copies(*args) if copies else args))
     except NotImplementedError:
-        raise ExerciseFeedback(f"{name} is not written yet (it raised NotImplementedError).") from None
+        raise NotWrittenYet(f"{name} is not written yet: write its body in place of its `raise` line, then run "
+                            "this check again.") from None
     except ExerciseFeedback:
         raise
     except Exception as err:  # the student's own error: say what it was called with, keep it as the cause

@@ -30,7 +30,7 @@ def check_mutual_information_gap(fn: Callable, n_trials: int = 10, seed: int = 9
         d_z, k = (6, 4) if trial == 0 else tuple(int(v) for v in torch.randint(2, 8, (2,), generator=gen))
         entropy = 0.5 + torch.rand(k, generator=gen, dtype=torch.float64)
         info = torch.rand(d_z, k, generator=gen, dtype=torch.float64) * entropy  # I(z; v) <= H(v)
-        got = _call(fn, "the gap", info, entropy)
+        got = _call(fn, "mutual_information_gap", info, entropy)
         want = _gap_reference(info, entropy)
         if got.shape != want.shape:
             hint = ""
