@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -105,6 +106,27 @@ def test_no_solution_text_or_code_in_the_student_notebooks(edition):
             text = _squash(path.read_text(encoding="utf-8"))
         leaked = [f for f in prose | code if f in text]
         assert leaked == [], f"{path.name} gives away solutions: {leaked[:5]}"
+
+
+def _landing_text(book: Path) -> str:
+    intro = json.loads((book / "intro.ipynb").read_text(encoding="utf-8"))
+    return " ".join(" ".join(_source(c).split()) for c in intro["cells"] if c["cell_type"] == "markdown")
+
+
+def test_each_edition_says_which_it_is_and_links_to_the_other(edition, tmp_path):
+    site = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["ogp_site_url"]
+    instructor = _landing_text(ROOT / "book")
+    assert "with every solution included and folded: this site;" in instructor
+    assert f"[published beside this site]({site.rstrip('/')}/student/)" in instructor
+    student = _landing_text(edition / "book")
+    assert "this site;" not in student and f"{site.rstrip('/')}/student/" not in student
+    assert f"with every solution included and folded: [published beside this site]({site.rstrip('/')}/);" in student
+    assert "then grades: this site, written by" in student
+    private = tmp_path / "private"
+    private.mkdir()
+    student_edition.write_edition(private, instructor_published=False)
+    assert "with every solution included and folded: kept by your instructor;" in _landing_text(private / "book")
+    assert site.rstrip("/") + "/)" not in _landing_text(private / "book")
 
 
 def _stub_and_check_cells(notebook: Path) -> list[tuple[str, str]]:

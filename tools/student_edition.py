@@ -1,10 +1,13 @@
 """Write the student edition of the book: the same chapters without the solutions.
 
-    python tools/student_edition.py OUTPUT_DIR [--force]
+    python tools/student_edition.py OUTPUT_DIR [--force] [--private-solutions]
 
 - every ``{solution}`` directive is cut out of the Markdown (the exercise before it stays);
 - a code cell tagged ``solution`` that defines functions keeps each function's signature and docstring, and
   its body becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError``; any other ``solution`` cell is dropped;
+- the landing page says that it is the student edition and links to the instructor edition, or, with
+  ``--private-solutions`` (the instructor edition is not published), says that the solutions are kept by the
+  instructor;
 - outputs are cleared; the edition's site executes the notebooks like the instructor's, so it has the same
   figures, and each exercise's check cell shows the checker's feedback on the stub ("... is not written
   yet"): those cells are tagged ``raises-exception``, so that their expected failure does not stop the build,
@@ -93,7 +96,41 @@ def student_markdown(text: str) -> str:
     return "".join(out)
 
 
-def write_edition(output: Path) -> None:
+def edition_lines(site_url: str, instructor_published: bool) -> list[tuple[str, str]]:
+    """The landing page's two lines about the editions, as the instructor edition has them and as the student
+    edition must: each edition says that it is "this site" and links to the other (if that one is public)."""
+    student_url = site_url.rstrip("/") + "/student/"
+    instructor = ("[published beside this site](" + site_url.rstrip("/") + "/)" if instructor_published
+                  else "kept by your instructor")
+    return [
+        ("with every solution included and folded: this site;",
+         f"with every solution included and folded: {instructor};"),
+        (f"[published beside this site]({student_url}), or written by",
+         "this site, written by"),
+    ]
+
+
+def describe_this_edition(intro: dict, site_url: str, instructor_published: bool) -> dict:
+    """The landing page of the student edition calls itself the student edition and links to the instructor's
+    (if public), or the build stops: a reworded intro must be matched here again."""
+    cells = [{**cell, "source": "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]}
+             for cell in intro["cells"]]
+    markdown = [cell for cell in cells if cell["cell_type"] == "markdown"]
+    for instructor_line, student_line in edition_lines(site_url, instructor_published):
+        if sum(" ".join(cell["source"].split()).count(instructor_line) for cell in markdown) != 1:
+            raise ValueError(f"book/intro.ipynb no longer says {instructor_line!r} once: update edition_lines()")
+        for cell in markdown:
+            cell["source"] = _replace_across_lines(cell["source"], instructor_line, student_line)
+    return {**intro, "cells": cells}
+
+
+def _replace_across_lines(text: str, old: str, new: str) -> str:
+    """Replace ``old`` in ``text`` where its spaces may be line breaks (Markdown wraps lines anywhere)."""
+    pattern = r"\s+".join(re.escape(word) for word in old.split())
+    return re.sub(pattern, lambda _: new, text)
+
+
+def write_edition(output: Path, instructor_published: bool = True) -> None:
     shutil.copytree(ROOT / "book", output / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copy(ROOT / "_toc.yml", output / "_toc.yml")
     for folder in SITE_ASSETS:  # CSS, favicon and the Sphinx fix that _config.yml refers to
@@ -106,9 +143,12 @@ def write_edition(output: Path) -> None:
     config["repository"]["branch"] = STUDENT_BRANCH
     (output / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
                                         encoding="utf-8")
+    site_url = config["sphinx"]["config"]["ogp_site_url"]
     for path in (output / "book").rglob("*.ipynb"):
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        path.write_text(json.dumps(student_notebook(nb), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        nb = student_notebook(json.loads(path.read_text(encoding="utf-8")))
+        if path.name == "intro.ipynb":
+            nb = describe_this_edition(nb, site_url, instructor_published)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for path in (output / "book").rglob("*.md"):
         path.write_text(student_markdown(path.read_text(encoding="utf-8")), encoding="utf-8")
 
@@ -117,13 +157,15 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output", type=Path)
     parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    parser.add_argument("--private-solutions", action="store_true",
+                        help="the instructor edition is not published: the landing page links to no solutions")
     args = parser.parse_args(argv)
     if args.output.exists():
         if not args.force:
             parser.error(f"{args.output} exists; pass --force to replace it")
         shutil.rmtree(args.output)
     args.output.mkdir(parents=True)
-    write_edition(args.output)
+    write_edition(args.output, instructor_published=not args.private_solutions)
     print(f"student edition written to {args.output}")
     return 0
 
