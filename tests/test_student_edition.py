@@ -7,6 +7,7 @@ the *built* student site (``_build/student/_build/html``, or ``LVM_STUDENT_SITE`
 
 from __future__ import annotations
 
+import ast
 import html
 import json
 import os
@@ -106,6 +107,21 @@ def test_no_solution_text_or_code_in_the_student_notebooks(edition):
             text = _squash(path.read_text(encoding="utf-8"))
         leaked = [f for f in prose | code if f in text]
         assert leaked == [], f"{path.name} gives away solutions: {leaked[:5]}"
+
+
+def test_every_stub_keeps_a_docstring_that_says_what_to_return():
+    # book/instructors.md promises each stub its function's signature and docstring: the student's spec.
+    found = 0
+    for notebook in sorted((ROOT / "book").glob("*.ipynb")):
+        for cell in _cells(notebook):
+            if cell["cell_type"] == "code" and "solution" in cell.get("metadata", {}).get("tags", []):
+                stub = student_edition.stub_for(_source(cell))
+                if stub is None:
+                    continue
+                for function in ast.parse(stub).body:
+                    assert ast.get_docstring(function), f"{notebook.name}: the stub of {function.name} has no docstring"
+                    found += 1
+    assert found >= 11
 
 
 def _landing_text(book: Path) -> str:
