@@ -117,8 +117,49 @@ def test_without_z_range_each_axis_spans_its_codes_rounded_outwards(small):
     # the largest |coordinate| would give (-6, 6) on both axes.
     assert (explorer.controls["z1"].min, explorer.controls["z1"].max) == (-3, 6)
     assert (explorer.controls["z2"].min, explorer.controls["z2"].max) == (-1, 1)
+    # The plane covers both ranges, and only one axis is widened (to keep one scale): here z2, whose range is
+    # the smaller for its length on the page.
     plane = explorer.figure.axes[0]
-    assert plane.get_xlim() == pytest.approx((-3, 6)) and plane.get_ylim() == pytest.approx((-1, 1))
+    assert plane.get_xlim() == pytest.approx((-3, 6))
+    (y_lo, y_hi) = plane.get_ylim()
+    assert y_lo < -1 and y_hi > 1 and (y_lo + y_hi) / 2 == pytest.approx(0)
+
+
+def test_the_plane_has_one_scale_on_both_axes(small):
+    model, x, labels = small
+    # Codes whose ranges are 6 wide in z1 and 10 in z2, as in the chapter: z1 = -3.5 + 5 x_0, z2 = -4.5 + 9 x_1.
+    encoder = torch.nn.Linear(784, 4)
+    with torch.no_grad():
+        encoder.weight.zero_()
+        encoder.bias.copy_(torch.tensor([-3.5, -4.5, 0.0, 0.0]))
+        encoder.weight[0, 0], encoder.weight[1, 1] = 5.0, 9.0
+    model.encoder = encoder
+    x[:, :2] = torch.linspace(0, 1, len(x))[:, None]
+    explorer = latent_space.latent_space_explorer(model, x, labels)
+    assert [(s.min, s.max) for s in explorer.controls.values()] == [(-4, 2), (-5, 5)]
+    stand_in = explorer.stand_in([{"z1": 0.0}, {"z1": 1.0}])
+    # Limits left at the ranges give z2 0.51 times the inches per unit of z1 on the explorer's own figure and
+    # 0.76 on the stand-in's plane; limits matched without fixing the aspect, 0.98 after the last layout.
+    for figure, plane in [(explorer.figure, explorer.figure.axes[0]), (stand_in, stand_in.subfigs[0].axes[0])]:
+        figure.canvas.draw()  # measured as drawn, after the final layout
+        box = plane.get_window_extent()
+        (x_lo, x_hi), (y_lo, y_hi) = plane.get_xlim(), plane.get_ylim()
+        scale_ratio = (box.height / (y_hi - y_lo)) / (box.width / (x_hi - x_lo))
+        assert scale_ratio == pytest.approx(1, abs=1e-3)
+        # Both ranges shown, one of them exactly.
+        assert x_lo <= -4 and x_hi >= 2 and y_lo <= -5 and y_hi >= 5
+        assert (x_lo, x_hi) == pytest.approx((-4, 2)) or (y_lo, y_hi) == pytest.approx((-5, 5))
+    matplotlib.pyplot.close(stand_in)
+
+
+def test_the_sliders_move_in_steps_of_step(small):
+    model, x, labels = small
+    # The chapter rounds its points to the default step, 0.1; a slider with a step of its own (ipywidgets'
+    # default is also 0.1, a hard-coded one anything else) fails one of these.
+    explorer = latent_space.latent_space_explorer(model, x, labels, z_range=(-4, 4))
+    assert [s.step for s in explorer.controls.values()] == [0.1, 0.1]
+    explorer = latent_space.latent_space_explorer(model, x, labels, z_range=(-4, 4), step=0.25)
+    assert [s.step for s in explorer.controls.values()] == [0.25, 0.25]
 
 
 def test_numerals_are_written_near_their_medians_and_apart_on_a_small_plane(small):

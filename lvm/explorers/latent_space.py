@@ -2,9 +2,9 @@
 
 :func:`latent_space_explorer` has two sliders, z_1 and z_2, that pick a point of the latent plane. Its figure
 shows, on the left, the plane with the codes (the means of the encoder's q) of some images, coloured and marked by
-digit, each digit written near the median of its codes, and the chosen point ringed; on the right, the decoder's
-mean image at that point. The codes are computed once, when the explorer is built; each redraw decodes the one
-chosen point.
+digit, each digit written near the median of its codes, and the chosen point ringed, at one scale on both axes;
+on the right, the decoder's mean image at that point. The codes are computed once, when the explorer is built;
+each redraw decodes the one chosen point.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from matplotlib.ticker import MultipleLocator
 
 from ..plot import plot_digit_scatter, write_digit_labels
 from ..widgets import Explorer
@@ -42,9 +43,10 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
             ``encode(x)`` (a distribution whose ``mean`` is the code) and ``decode(z)`` (the mean image).
         x: images ``[n, x_dim]`` whose codes are drawn (only the first ``max_codes``).
         labels: their digits ``[n]``, for the colours and markers of :func:`lvm.plot.plot_digit_scatter`.
-        z_range: the range (low, high) of both sliders and of both axes of the plane; ``None`` takes, for
-            each axis, the range of the codes drawn, rounded outwards to integers (the smallest coordinate
-            down, the largest up) and widened where needed to reach at least -1 and 1.
+        z_range: the range (low, high) of both sliders; ``None`` takes, for each axis, the range of the codes
+            drawn, rounded outwards to integers (the smallest coordinate down, the largest up) and widened where
+            needed to reach at least -1 and 1. The plane shows these ranges at one scale on both axes: the
+            axis whose range is the smaller for its length on the page is widened about its middle.
         step: the sliders' step.
         max_codes: at most this many codes are drawn, and the ranges and medians are those of these codes.
         image_shape: the shape in which the decoder's ``x_dim`` outputs are shown.
@@ -106,21 +108,36 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
     digits = [int(digit) for digit in torch.unique(code_labels)]
     medians = np.array([codes[code_labels == digit].median(0).values.numpy() for digit in digits])
 
+    # One tick step for both axes: 1, 2 or 5 times a power of ten, at most five steps across the wider range.
+    span = max(hi - lo for lo, hi in ranges)
+    magnitude = 10.0 ** math.floor(math.log10(span / 5))
+    tick_step = next(m * magnitude for m in (1, 2, 5, 10) if span / (m * magnitude) <= 5)
+
     def draw(fig, z1, z2):
         plane, picture = fig.subplots(1, 2, width_ratios=(1.35, 1))
-        plot_digit_scatter(codes, code_labels, ax=plane, label_digits=False)
         plane.set_xlim(*ranges[0])
         plane.set_ylim(*ranges[1])
-        plane.plot([z1], [z2], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
-                   markeredgecolor="black", markeredgewidth=2, label="chosen point")
+        for axis in (plane.xaxis, plane.yaxis):  # both ticked at the same step
+            axis.set_major_locator(MultipleLocator(tick_step))
         plane.set_xlabel("$z_1$")
         plane.set_ylabel("$z_2$")
         image = decoded_mean(model, z1, z2).reshape(image_shape)
         picture.imshow(image.float().numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         picture.set_axis_off()
         picture.set_title("decoded mean")
-        # Numerals last, after a layout of everything else: they are spaced at the plane's final size.
+        # Layout first: the numerals are spaced, and the scales matched, at the plane's final size.
         fig.figure.draw_without_rendering()
+        # One scale on both axes, as the chapter's scatter of the codes has: the axis with fewer units per inch
+        # is widened about its middle to the other's scale, so the plane keeps the box the layout gave it.
+        box = plane.get_window_extent()
+        units_per_pixel = max((hi - lo) / size for (lo, hi), size in zip(ranges, (box.width, box.height)))
+        for set_lim, (lo, hi), size in zip((plane.set_xlim, plane.set_ylim), ranges, (box.width, box.height)):
+            half = units_per_pixel * size / 2
+            set_lim((lo + hi) / 2 - half, (lo + hi) / 2 + half)
+        plane.set_aspect("equal", adjustable="box")  # exact, should the last layout move the box a little
+        plot_digit_scatter(codes, code_labels, ax=plane, label_digits=False)
+        plane.plot([z1], [z2], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
+                   markeredgecolor="black", markeredgewidth=2, label="chosen point")
         write_digit_labels(plane, digits, medians)
 
     return Explorer(draw, controls, figsize=(6.4, 3.3), titles={"z1": "$z_1$", "z2": "$z_2$"})
