@@ -6,10 +6,11 @@ the chapter's running example h(z) = z², whose exact gradient is ∂/∂μ E_q[
 one horizontal axis: the S-sample averages of the score-function estimate (h(z) − c) ∂ log q / ∂μ
 (eq. ``score-function``, c = 0 or c = E_q[h] = μ² + σ², eq. ``score-baseline``) and of the reparameterised
 estimate h'(z) = 2z (eq. ``reparam-gradient``), each over many repeated draws, with the exact gradient as a
-dotted line. Each panel's title gives the variance of the averages it plots and its exact value, the
-per-sample variance divided by S (:func:`exact_variance`): eq. ``variance-vs-sigma`` without a baseline; with
-c = E_q[h], the second moment of exercise ``ex-optimal-baseline`` (a parabola in c) at that c, 12μ² + 10σ², less
-the squared mean (2μ)², that is 8μ² + 10σ².
+dotted line. Each panel's title gives the variance of all the averages drawn (``repeats`` of them, 4,000 by
+default, including those off the plot) and its exact value, the per-sample variance divided by S
+(:func:`exact_variance`): eq. ``variance-vs-sigma`` without a baseline; with c = E_q[h], the second moment of
+exercise ``ex-optimal-baseline`` (a parabola in c) at that c, 12μ² + 10σ², less the squared mean (2μ)², that
+is 8μ² + 10σ².
 
 The draws come from :func:`lvm.gradients.score_function_gradients` and
 :func:`lvm.gradients.reparameterised_gradients`, for ``repeats`` copies of (μ, σ) at once; both estimators use
@@ -93,11 +94,12 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
     For h(z) = z² and q = N(mu, σ²), the top panel is the histogram of ``repeats`` S-sample averages of the
     score-function estimate of ∂/∂μ E_q[z²] (with the baseline c = E_q[h] when it is on), the bottom panel
     that of the reparameterised estimate, from :func:`estimator_draws`; a dotted line marks the exact
-    gradient 2μ. Each panel's title gives the variance of the plotted averages and the exact one
-    (:func:`exact_variance`). Both panels share one horizontal axis, the same for every setting (by default
-    2μ ± 7.5), so the histograms visibly narrow as S grows; where 0.5% of the draws or more lie off it, the
-    panel says what share (to 0.1%). The dotted line is labelled "exact gradient" at the top of the bottom
-    panel, on its right unless the line stands in the right 40% of the axis, then on its left.
+    gradient 2μ. Each panel's title gives the variance of all ``repeats`` averages (including those off the
+    plot, which can carry most of it) and the exact one (:func:`exact_variance`). Both panels share one
+    horizontal axis, the same for every setting (by default 2μ ± 7.5), so the histograms visibly narrow as S
+    grows; where 0.5% of the draws or more lie off it, the panel says what share (to 0.1%). The dotted line
+    is labelled "exact gradient" at the top of the bottom panel, on its right unless the line stands in the
+    right 40% of the axis, then on its left.
 
     Args:
         mu: q's mean μ, a finite number; the same for every setting.
