@@ -1,4 +1,5 @@
-"""Every page's footer says which release of the course it shows, when it was built, and who maintains it.
+"""Every page's footer says which release of the course it shows, when it was built, and who maintains it;
+each chapter's download is the executed notebook.
 
 The version is ``lvm.__version__`` (read from ``lvm/__init__.py`` without importing torch) and the names are
 ``_config.yml``'s ``author``: one place each. The build date honours ``SOURCE_DATE_EPOCH``, so a rebuild of a
@@ -11,6 +12,7 @@ import datetime
 import html
 import os
 import re
+import shutil
 from pathlib import Path
 
 VERSION = re.compile(r'^__version__ = "([^"]+)"$', re.MULTILINE)
@@ -47,6 +49,19 @@ def add_release_footer(app, config) -> None:
     config.html_theme_options = options
 
 
+def executed_downloads(app, exception) -> None:
+    """Each chapter's ".ipynb" download gives the executed notebook, with its figures and printed numbers,
+    not the bare source (which the repository and the Colab button already offer)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    executed = Path(app.outdir).parent / "jupyter_execute"
+    for docname in app.env.found_docs:
+        source, run = Path(app.outdir) / "_sources" / f"{docname}.ipynb", executed / f"{docname}.ipynb"
+        if source.exists() and run.exists():
+            shutil.copyfile(run, source)
+
+
 def setup(app):
     app.connect("config-inited", add_release_footer)
+    app.connect("build-finished", executed_downloads)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

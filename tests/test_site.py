@@ -634,6 +634,18 @@ def test_no_page_carries_widget_state_that_nothing_reads(page):
     assert "application/vnd.jupyter.widget-state+json" not in html_text, f"{page} embeds its widgets' state"
 
 
+@pytest.mark.parametrize("page", [p for p in PAGES if plotting_cells(p)])
+def test_a_chapters_download_is_the_executed_notebook_with_its_figures(page):
+    html_text = (SITE / f"{page}.html").read_text(encoding="utf-8")
+    name = Path(page).name
+    assert f'_sources/{page}.ipynb"' in html_text or f'_sources/{name}.ipynb"' in html_text, (
+        f"{page} offers no .ipynb download")
+    notebook = json.loads((SITE / "_sources" / f"{page}.ipynb").read_text(encoding="utf-8"))
+    images = sum("image/png" in output.get("data", {}) for cell in notebook["cells"]
+                 for output in cell.get("outputs", []))
+    assert images >= plotting_cells(page), f"the download of {page} has {images} figures: the bare source?"
+
+
 def test_bibliography_labels_read_like_the_citations_in_the_text():
     bibliography = (SITE / "book" / "bibliography.html").read_text(encoding="utf-8")
     labels = set(re.findall(r'class="label"><span class="fn-bracket">\[</span>([^<]+)<', bibliography))
