@@ -199,3 +199,29 @@ def test_the_two_steps_back_first_part_then_draw_closer_at_every_step():
     # (0.256, 0.221, ...); with ᾱ_t for ᾱ_{t-1} in eq. (diffusion-posterior) they fall, then rise (0.093, 0.049,
     # 0.070, 0.077, 0.070, ...)
     assert np.all(rising > 0) and np.all(falling < 0)
+
+
+def test_the_steps_back_are_densities_and_every_curve_fits_inside_its_panel():
+    # the moment checks above are blind to scale: a true step drawn as 1.3 times its density (normalised by a
+    # sum and a wrong width) has the same mean and variance; and a panel whose y-limit is squeezed clips the
+    # curves the text describes
+    for x0 in (3.0, -2.0):  # the stand-in's x_0, whose true step peaks on the right, and one on the left
+        explorer = diffusion_explorer(MIXTURE, steps=10, final=1e-3, x0=x0)
+        for t in (1, 2, 4, 10):
+            explorer.controls["t"].value = t
+            top, bottom = explorer.figure.axes[:2]
+            reverse = r"$q(x_0 \mid x_1)$" if t == 1 else r"$q(x_{t-1} \mid x_t)$"
+            steps_back = [reverse] if t == 1 else [reverse, r"$q(x_{t-1} \mid x_t, x_0)$"]
+            for label in steps_back:
+                x, y = curve(bottom, label)
+                # each holds its whole mass on the plotted range: within 1e-5 of 1 (the step given x_0 loses
+                # 9e-6 beyond x = 5 at x_0 = 3, t = 2); drawn 1.3 times too tall, the true step holds 1.3
+                assert abs(trapezoid(y, x) - 1) < 1e-3, (x0, t, label)
+            for ax in (top, bottom):
+                # the curves of 801 points (the markers on the axis and the vertical line at t = 1 are not)
+                tallest = max(float(np.max(line.get_ydata())) for line in ax.get_lines()
+                              if len(line.get_xdata()) > 2)
+                bottom_limit, top_limit = ax.get_ylim()
+                # the tops lie 1.35 (above) and 1.6 (below) times the tallest curve; squeezed to 0.9 times, or
+                # set above from the data's density alone (0.30, under N(0, 1)'s peak of 0.40), they clip a curve
+                assert bottom_limit == 0 and top_limit >= tallest, (x0, t, ax.get_ylim(), tallest)
