@@ -18,6 +18,13 @@ __all__ = ["slerp"]
 _PARALLEL = 1e-6
 
 
+def _norm(z: torch.Tensor) -> torch.Tensor:
+    """‖z‖ over the last dimension, without overflow: scaled by the largest entry first (the square of 1e20
+    is inf in float32)."""
+    scale = z.abs().amax(-1, keepdim=True)
+    return (z / scale.clamp_min(torch.finfo(z.dtype).tiny)).norm(dim=-1, keepdim=True) * scale
+
+
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
     """Spherical linear interpolation from ``z0`` (t = 0) to ``z1`` (t = 1) (eq. ``slerp``):
 
@@ -43,11 +50,19 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.
     if readable(t) and not bool(((t >= 0) & (t <= 1)).all()):
         raise ValueError(f"t must lie in [0, 1], got values from {float(t.min()):.4g} to {float(t.max()):.4g}")
     t = t.unsqueeze(-1)
-    norms = z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True)
-    cos = ((z0 * z1).sum(-1, keepdim=True) / norms.clamp_min(torch.finfo(z0.dtype).tiny)).clamp(-1, 1)
+    try:
+        torch.broadcast_shapes(t.shape, z0.shape, z1.shape)
+    except RuntimeError:
+        raise ValueError(f"z0 {list(z0.shape)}, z1 {list(z1.shape)} and t {list(t.shape[:-1])} must broadcast "
+                         "(t gets a trailing dimension for the codes' last)") from None
+    # The angle from unit vectors: a product of two norms, or of two large codes, overflows (float32 codes of
+    # norm 1e20 gave NaN).
+    tiny = torch.finfo(z0.dtype).tiny
+    n0, n1 = _norm(z0), _norm(z1)
+    cos = ((z0 / n0.clamp_min(tiny)) * (z1 / n1.clamp_min(tiny))).sum(-1, keepdim=True).clamp(-1, 1)
     omega = torch.arccos(cos)
     sin = torch.sin(omega)
-    parallel = (sin.abs() < _PARALLEL) | (norms == 0)
+    parallel = (sin.abs() < _PARALLEL) | (n0 == 0) | (n1 == 0)
     sin = torch.where(parallel, torch.ones_like(sin), sin)  # no 0/0 where the linear path is taken anyway
     spherical = (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / sin
     linear = (1 - t) * z0 + t * z1

@@ -70,3 +70,21 @@ def test_batches_of_codes_and_of_t_broadcast():
 def test_bad_arguments(args, message):
     with pytest.raises(ValueError, match=message):
         lvm.slerp(*args)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1.0, 1e20, 1e30])
+def test_float32_codes_of_any_size_interpolate_without_overflow(scale):
+    # Norms above about 1.8e19 overflowed when squared in float32, and the path was NaN.
+    z0 = torch.tensor([3.0, 4.0]) * scale
+    z1 = torch.tensor([-4.0, 3.0]) * scale  # orthogonal, equal norm 5 * scale
+    mid = lvm.slerp(z0, z1, 0.5)
+    assert torch.isfinite(mid).all()
+    expected = (torch.tensor([3.0, 4.0]) + torch.tensor([-4.0, 3.0])) / 2**0.5  # the arc's midpoint, norm 5
+    assert torch.allclose(mid / scale, expected, rtol=1e-5)
+
+
+def test_codes_and_t_that_do_not_broadcast_are_refused_with_their_shapes():
+    with pytest.raises(ValueError, match=r"z0 \[3\], z1 \[4\] and t \[\] must broadcast"):
+        lvm.slerp(torch.ones(3), torch.ones(4), 0.5)
+    with pytest.raises(ValueError, match=r"and t \[5\] must broadcast"):
+        lvm.slerp(torch.ones(2, 3), torch.ones(2, 3), torch.linspace(0, 1, 5))
