@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import as_tensor
+from ._checks import as_tensor, check_int
 from .profiles import Profile, current_profile, profile_named
 from .shapes import Shapes, shapes  # noqa: F401  (lvm.data.shapes: the procedural data set of chapter 8)
 
@@ -188,7 +188,14 @@ def _ensure_files(split: str, data_dir, download: bool) -> tuple[Path, Path]:
     paths = [directory / name for name in MNIST_FILES[split]]
     missing = [p.name for p in paths if not p.is_file()]
     failures: list[str] = []
-    if missing and download:
+    from_environment = data_dir is None and bool(os.environ.get("LVM_DATA_DIR", "").strip())
+    if missing and download and from_environment and not root.is_dir():
+        # LVM_DATA_DIR is set once and forgotten: one that names no directory is most likely mistyped, and
+        # creating it would hide the typo and download 50 MB into the wrong place. (A data_dir argument is
+        # created: it is written where it is used.)
+        failures.append(f"LVM_DATA_DIR names {root}, which does not exist (mistyped?): create it first if it "
+                        "is right")
+    elif missing and download:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -336,7 +343,7 @@ def static_binarize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
         a tensor of 0s and 1s, same shape, dtype and device as ``images``.
     """
     images = _check_unit_interval(images, "images")
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))  # 1.7 is not silently 1
     # Drawn on the CPU, where a seeded generator gives the same bits whatever device the images live on.
     return torch.bernoulli(images.detach().cpu(), generator=generator).to(images.device)
 

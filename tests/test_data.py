@@ -251,6 +251,26 @@ def test_corrupt_download_leaves_nothing_behind(mirror, monkeypatch):
     assert os.listdir(target / "mnist") == [TEST_LABELS]  # the good file is kept; no temp file remains
 
 
+def test_a_mistyped_lvm_data_dir_is_not_created(mirror, tmp_path, monkeypatch):
+    served, _ = mirror
+    monkeypatch.setattr(data, "MNIST_MIRRORS", (served.as_uri() + "/",))
+    mistyped = tmp_path / "dtaa"
+    monkeypatch.setenv("LVM_DATA_DIR", str(mistyped))
+    with pytest.raises(data.MnistNotFoundError, match=r"LVM_DATA_DIR names .*dtaa, which does not exist"):
+        data.mnist("test")
+    assert not mistyped.exists()  # nothing created, nothing downloaded into the wrong place
+    mistyped.mkdir()  # once it exists, it was meant: download into it
+    x, _ = data.mnist("test")
+    assert x.shape == (4, 784) and (mistyped / "mnist" / TEST_IMAGES).is_file()
+
+
+@pytest.mark.parametrize("seed, error", [("abc", "seed must be"), (1.7, "seed must be"), (-1, "seed must be"),
+                                         (True, "seed must be")])
+def test_static_binarize_names_a_bad_seed(seed, error):
+    with pytest.raises(ValueError, match=error):
+        data.static_binarize(torch.full((2, 3), 0.5), seed=seed)
+
+
 def test_failing_first_mirror_falls_back_to_second(mirror, tmp_path, monkeypatch):
     served, target = mirror
     missing = (tmp_path / "no-such-mirror").as_uri() + "/"
