@@ -364,6 +364,8 @@ def _resume(path: Path, model, optimizer, schedule, generator, device, lr: float
         optimizer.load_state_dict(state["optimizer"])
         history = History.from_dict(state["history"])
         epoch = int(state["epoch"])
+        # Read here, inside the check: a file without them is not lvm's, and says so (a bare KeyError did).
+        written_on, rng_cpu, batch_state = state["device_type"], state["rng_cpu"], state["batch_generator"]
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise ValueError(f"checkpoint {str(path)!r} does not belong to this model or was not written by "
                          f"lvm.fit: {exc}. Pass a new checkpoint path (or delete this file) to train afresh."
@@ -378,13 +380,13 @@ def _resume(path: Path, model, optimizer, schedule, generator, device, lr: float
             raise ValueError(f"checkpoint {str(path)!r} was written by a run without a scheduler, so its schedule "
                              "cannot be continued: resume it with scheduler=None, or pass a new checkpoint path")
         schedule.load_state_dict(state["scheduler"])
-    if state["device_type"] == device.type:
-        torch.set_rng_state(state["rng_cpu"])
-        generator.set_state(state["batch_generator"])
-        if device.type == "cuda" and state["rng_cuda"] is not None:
+    if written_on == device.type:
+        torch.set_rng_state(rng_cpu)
+        generator.set_state(batch_state)
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"], device)
     else:
-        warnings.warn(f"checkpoint {str(path)!r} was written on {state['device_type']}, resuming on {device.type}: "
+        warnings.warn(f"checkpoint {str(path)!r} was written on {written_on}, resuming on {device.type}: "
                       "random states cannot be carried over, so the run continues but not bit-for-bit",
                       stacklevel=3)
     history.device = str(device)

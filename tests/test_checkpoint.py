@@ -159,3 +159,17 @@ def test_fit_writes_a_complete_weights_only_checkpoint(tmp_path, small_vae, bina
         assert torch.equal(saved["model"][k], v)
     assert saved["rng_cpu"].dtype == torch.uint8
     assert [p.name for p in tmp_path.iterdir()] == ["fit.pt"]
+
+
+@pytest.mark.parametrize("key", ["device_type", "rng_cpu", "batch_generator"])
+def test_resuming_from_a_checkpoint_missing_a_part_is_explained(tmp_path, small_vae, binary_data, key):
+    # Without device_type the resume raised a bare KeyError after loading the weights.
+    model = small_vae(x_dim=8, hidden=(8,))
+    x = binary_data(40, 8, p=0.5)
+    path = tmp_path / "fit.pt"
+    lvm.fit(model, x, epochs=1, batch_size=16, seed=0, progress=False, device="cpu", checkpoint=path)
+    state = lvm.load_checkpoint(path)
+    del state[key]
+    lvm.save_checkpoint(path, state)
+    with pytest.raises(ValueError, match=rf"does not belong to this model or was not written by lvm.fit: '{key}'"):
+        lvm.fit(model, x, epochs=2, batch_size=16, seed=0, progress=False, device="cpu", checkpoint=path)
