@@ -25,6 +25,9 @@ def ancestral_sample(model: LatentVariableModel, n: int,
     Returns:
         ``(x, z)`` with leading dimension ``n``: x is ``[n, *event_shape_x]``, z is ``[n, *event_shape_z]``.
     """
+    if not (callable(getattr(model, "prior", None)) and callable(getattr(model, "likelihood", None))):
+        raise TypeError("model must be a latent variable model, with prior() and likelihood(z) (any lvm model), "
+                        f"got {type(model).__name__}")
     n = check_positive_int(n, "n")
     if generator is None:
         return _draw(model, n)

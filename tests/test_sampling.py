@@ -52,3 +52,10 @@ def test_bad_n(n):
 def test_bad_generator():
     with pytest.raises(ValueError, match="generator"):
         lvm.ancestral_sample(lvm.GaussianMixture([1.0], [0.0], [1.0]), 3, generator="seed")
+
+
+@pytest.mark.parametrize("not_a_model", ["not a model", None, torch.nn.Linear(2, 2)])
+def test_something_that_is_not_a_model_is_named(not_a_model):
+    # A string raised AttributeError: 'str' object has no attribute 'prior'.
+    with pytest.raises(TypeError, match="model must be a latent variable model"):
+        lvm.ancestral_sample(not_a_model, 3)
