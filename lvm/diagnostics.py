@@ -16,6 +16,7 @@ without gradients, on the whole of x at once; the gap takes codes and factors th
 from __future__ import annotations
 
 import contextlib
+import warnings
 from numbers import Real
 from typing import Iterator
 
@@ -89,7 +90,8 @@ def mutual_information(codes: torch.Tensor, factors: torch.Tensor, bins: int = 2
     ``mutual_info_score`` computes each entry. Two consequences: H is the entropy of the *binned* factor
     (log ``bins`` for a continuous one, whatever its distribution), so both numbers depend on ``bins``; and
     the plug-in I is biased upwards, by about (b_z − 1)(b_v − 1) / (2n) nats for variables of b_z and b_v
-    bins and n examples (0.09 nats for 20 bins each and n = 2000), so an independent pair does not score 0.
+    bins and n examples (0.09 nats for 20 bins each and n = 2000), so an independent pair does not score 0;
+    a warning says when that bias exceeds a tenth of a factor's entropy (too few examples for the bins).
 
     Args:
         codes: ``[n, d_z]``, e.g. the encoder means of n examples.
@@ -113,7 +115,24 @@ def mutual_information(codes: torch.Tensor, factors: torch.Tensor, bins: int = 2
     factor_bins = [_discretise(column, bins) for column in factors.T]
     info = torch.tensor([[mutual_info_score(v, c) for v in factor_bins] for c in code_bins], dtype=torch.float64)
     entropy = torch.tensor([mutual_info_score(v, v) for v in factor_bins], dtype=torch.float64)
+    _warn_if_biased(code_bins, factor_bins, entropy, bins)
     return info, entropy
+
+
+def _warn_if_biased(code_bins: list[np.ndarray], factor_bins: list[np.ndarray], entropy: torch.Tensor,
+                    bins: int) -> None:
+    """Warn when the plug-in estimate's upward bias, about (b_z − 1)(b_v − 1) / (2n) nats, exceeds a tenth of a
+    factor's entropy: every I then looks alike and the gaps shrink towards 0 (exactly 0 once n <= bins, where
+    each example is its own bin), however disentangled the codes."""
+    n = len(code_bins[0])
+    levels_z = max(len(np.unique(c)) for c in code_bins)
+    levels_v = np.array([len(np.unique(v)) for v in factor_bins])
+    bias = (levels_z - 1) * (levels_v - 1) / (2 * n)
+    worst = int(np.argmax(bias / np.maximum(entropy.numpy(), 1e-12)))
+    if bias[worst] > 0.1 * float(entropy[worst]):
+        warnings.warn(f"with n = {n} examples and bins = {bins}, the mutual informations are biased upwards by "
+                      f"about {bias[worst]:.2g} nats, against a factor entropy of {float(entropy[worst]):.2g}: "
+                      "gaps computed from them shrink towards 0. Use more examples or fewer bins.", stacklevel=3)
 
 
 def mutual_information_gap(codes: torch.Tensor, factors: torch.Tensor, bins: int = 20) -> torch.Tensor:

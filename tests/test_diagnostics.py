@@ -4,6 +4,7 @@ ignores it in others: the KL per dimension against eq. gauss-kl by hand, and Bur
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -111,6 +112,7 @@ def test_gap_is_one_for_a_code_that_copies_each_factor_and_zero_for_a_duplicated
     assert lvm.diagnostics.mutual_information_gap(rotated, factors, bins=10).max() < 0.3
 
 
+@pytest.mark.filterwarnings("ignore:with n = 10 examples")  # ten rows, to test the refusals only
 def test_mutual_information_gap_rejects_bad_input():
     good = torch.rand(10, 3)
     with pytest.raises(ValueError, match="same examples"):
@@ -154,3 +156,22 @@ def test_each_gap_is_divided_by_its_own_factors_entropy():
     gap = lvm.diagnostics.mutual_information_gap(codes, factors)
     torch.testing.assert_close(gap, (top_two[0] - top_two[1]) / entropy)
     assert (gap > 0.95).all()
+
+
+@pytest.mark.parametrize("n", [15, 100])
+def test_too_few_examples_for_the_bins_are_warned_about(n):
+    # Perfectly disentangled codes scored a gap of exactly 0 at n <= bins and about 0.5 at n = 100, silently.
+    gen = torch.Generator().manual_seed(0)
+    factors = torch.rand(n, 2, generator=gen, dtype=torch.float64)
+    codes = torch.cat([factors, torch.rand(n, 1, generator=gen, dtype=torch.float64)], dim=1)
+    with pytest.warns(UserWarning, match=rf"with n = {n} examples and bins = 20, .* biased upwards"):
+        gap = lvm.diagnostics.mutual_information_gap(codes, factors, bins=20)
+    assert (gap < 0.8).all()  # what the warning is about: far below the 1 these codes deserve
+
+
+def test_enough_examples_raise_no_warning():
+    gen = torch.Generator().manual_seed(0)
+    factors = torch.rand(4000, 2, generator=gen, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lvm.diagnostics.mutual_information_gap(torch.cat([factors, factors[:, :1]], 1), factors, bins=20)
