@@ -76,7 +76,13 @@ def active_units(model, x: Batch, threshold: float = 0.01) -> int:
     if x.shape[0] < 2:
         raise ValueError(f"x must hold at least two examples to measure a variance over them, got {x.shape[0]}")
     with _evaluating(model):
-        means = model_x.encode(x).mean  # [n, z_dim]
+        posterior = model_x.encode(x)
+        try:
+            means = posterior.mean  # [n, z_dim]
+        except NotImplementedError:  # e.g. TwoLevelVAE's chain q(z1 | x) q(z2 | z1): its mean needs sampling
+            raise ValueError(f"active_units needs the mean of q(z | x) in closed form, and "
+                             f"{type(model_x).__name__}.encode gives a {type(posterior).__name__}, which has none"
+                             ) from None
     return int((means.var(dim=0, correction=0) > threshold).sum())
 
 

@@ -65,3 +65,18 @@ def test_bad_input_is_named():
         model.likelihood(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="z1_dim"):
         lvm.TwoLevelVAE(6, 0, 2)
+
+
+@pytest.mark.parametrize("argument, value", [("hidden", (0,)), ("hidden", "400"), ("hidden_top", (-5,)),
+                                             ("hidden_top", (10.5,))])
+def test_hidden_widths_are_checked_and_named(argument, value):
+    # hidden=(0,) built a network with a zero-width layer (nan-free but dead), accepted without a word.
+    with pytest.raises(ValueError, match=rf"{argument} must"):
+        lvm.TwoLevelVAE(16, 4, 2, **{argument: value})
+
+
+def test_active_units_says_why_it_cannot_measure_a_two_level_vae():
+    # The chain q(z1 | x) q(z2 | z1) has no closed-form mean: a bare NotImplementedError came out of torch.
+    model = lvm.TwoLevelVAE(16, 4, 2, hidden=(8,), hidden_top=(8,))
+    with pytest.raises(ValueError, match="active_units needs the mean of q\\(z \\| x\\) in closed form"):
+        lvm.diagnostics.active_units(model, torch.rand(10, 16).round())

@@ -26,7 +26,8 @@ from .._checks import check_positive_int, readable
 from ..sampling import ancestral_sample
 from .base import LatentVariableModel
 from .networks import mlp
-from .vae import VAE, _widths
+from .networks import layer_widths
+from .vae import VAE
 
 __all__ = ["ConditionalVAE", "LabelledModel"]
 
@@ -51,7 +52,7 @@ class ConditionalVAE(VAE):
         x_dim = check_positive_int(x_dim, "x_dim")
         n_classes = check_positive_int(n_classes, "n_classes")
         z_dim = check_positive_int(z_dim, "z_dim")
-        hidden = _widths(hidden)
+        hidden = layer_widths(hidden)
         # Built here, to the widened inputs: x (or z) followed by the one-hot label.
         super().__init__(x_dim, z_dim, hidden, likelihood, sigma=sigma,
                          encoder=mlp(x_dim + n_classes, hidden, 2 * z_dim),

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from .._checks import check_data, check_positive_int
 from .base import LatentVariableModel
-from .networks import mlp
+from .networks import layer_widths, mlp
 
 __all__ = ["GaussianChain", "TwoLevelVAE"]
 
@@ -90,7 +90,7 @@ class TwoLevelVAE(LatentVariableModel):
         self.z1_dim = check_positive_int(z1_dim, "z1_dim")
         self.z2_dim = check_positive_int(z2_dim, "z2_dim")
         self.z_dim = self.z1_dim + self.z2_dim
-        hidden, hidden_top = tuple(hidden), tuple(hidden_top)
+        hidden, hidden_top = layer_widths(hidden, "hidden"), layer_widths(hidden_top, "hidden_top")
         self.encoder_1 = mlp(self.x_dim, hidden, 2 * self.z1_dim)  # q(z1 | x)
         self.encoder_2 = mlp(self.z1_dim, hidden_top, 2 * self.z2_dim)  # q(z2 | z1)
         self.prior_1 = mlp(self.z2_dim, hidden_top, 2 * self.z1_dim)  # p(z1 | z2)

@@ -19,11 +19,23 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ConvDecoder", "ConvEncoder", "IMAGE_SIDE", "mlp"]
+from .._checks import check_positive_int
+
+__all__ = ["ConvDecoder", "ConvEncoder", "IMAGE_SIDE", "layer_widths", "mlp"]
 
 IMAGE_SIDE = 28  # the conv networks are built for 28 × 28 single-channel images (x_dim = 784)
 _CHANNELS = (32, 64)  # channels after the first and the second stride-2 convolution
 _GRID = IMAGE_SIDE // 4  # two stride-2 convolutions: 28 -> 14 -> 7
+
+
+def layer_widths(hidden, name: str = "hidden") -> tuple[int, ...]:
+    """``hidden`` as a tuple of positive layer widths (``()`` for none), or a ``ValueError`` naming ``name``."""
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+        raise ValueError(f"{name} must be a sequence of layer widths such as (400,) or () for none, got {hidden!r}")
+    try:
+        return tuple(check_positive_int(width, name) for width in hidden)
+    except ValueError:
+        raise ValueError(f"{name} must hold positive integers (layer widths), got {tuple(hidden)!r}") from None
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from .._checks import as_tensor, check_data, check_positive_int
 from .base import LatentVariableModel
-from .networks import IMAGE_SIDE, ConvDecoder, ConvEncoder, mlp
+from .networks import IMAGE_SIDE, ConvDecoder, ConvEncoder, layer_widths, mlp
 
 __all__ = ["VAE"]
 
@@ -72,7 +72,7 @@ class VAE(LatentVariableModel):
         super().__init__()
         x_dim = check_positive_int(x_dim, "x_dim")
         z_dim = check_positive_int(z_dim, "z_dim")
-        hidden = _widths(hidden)
+        hidden = layer_widths(hidden)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if architecture not in ARCHITECTURES:
@@ -254,11 +254,3 @@ def _check_network(net, name: str, shape_in: tuple[int, ...], shape_out: tuple[i
         raise ValueError(f"{name} must map {what}: given zeros of shape {list(shape_in)} it returned {got}, "
                          f"expected {list(shape_out)}")
 
-
-def _widths(hidden) -> tuple[int, ...]:
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
-        raise ValueError(f"hidden must be a sequence of layer widths such as (400,) or () for none, got {hidden!r}")
-    try:
-        return tuple(check_positive_int(width, "hidden") for width in hidden)
-    except ValueError:
-        raise ValueError(f"hidden must hold positive integers (layer widths), got {tuple(hidden)!r}") from None
