@@ -44,10 +44,12 @@ from .checkpoint import _check_writable, _checked_path, _read, save_checkpoint
 from .device import resolve_device
 from .models.base import LatentVariableModel
 from .objectives import Batch, Objective
-from .progress import progress_bar
+from .progress import progress_bar, progress_mode
 
 __all__ = ["History", "NonFiniteLossError", "fit"]
 
+# torch.compile's documented modes: any other string failed only inside torch, at the first batch.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 VAL_BATCH = 4096  # validation runs without gradients, so it can use much larger batches than training
 _CHECKPOINT_FORMAT = 3  # 2 added the training data's fingerprint, 3 the schedule; formats 1 and 2 are still read
 _FORMATS = (1, 2, _CHECKPOINT_FORMAT)
@@ -186,8 +188,11 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
     if checkpoint is not None:
         checkpoint = _checked_path(checkpoint, "checkpoint")
         _check_writable(checkpoint, "checkpoint")  # now, not after the first epoch's work
-    if not isinstance(compile, (bool, str)):
-        raise ValueError(f"compile must be a bool or a torch.compile mode string, got {compile!r}")
+    if not isinstance(compile, (bool, str)) or (isinstance(compile, str) and compile not in COMPILE_MODES):
+        raise ValueError(f"compile must be True, False or a torch.compile mode, one of {list(COMPILE_MODES)}, "
+                         f"got {compile!r}")
+    if progress:
+        progress_mode()  # LVM_PROGRESS checked now, not after a checkpoint has been loaded into the model
     device = _device(device)
     use_amp = bool(amp) and device.type == "cuda"
     if amp and not use_amp:
@@ -524,6 +529,9 @@ def _parameter_dtype(model) -> torch.dtype:
 
 def _dataset(model, data, name: str, x_dim: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     """``(x,)`` or ``(x, y)`` on the device: the one copy of the data that training makes."""
+    if isinstance(data, list) and len(data) == 2 and all(isinstance(d, torch.Tensor) for d in data) \
+            and data[0].dim() >= 2:
+        data = tuple(data)  # [x, y]: a pair written as a list (x is [n, x_dim], so it is not two examples)
     if not isinstance(data, tuple):
         return (_data(model, data, name, x_dim, device),)
     if len(data) != 2:

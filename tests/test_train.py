@@ -425,6 +425,7 @@ def _bad_cases():
         (dict(seed="zero"), "seed"), (dict(n_samples=0), "n_samples"),
         (dict(transform=5), "transform"), (dict(transform=lambda t: t[:, :3]), "transform"),
         (dict(checkpoint=42), "checkpoint"), (dict(compile=3), "compile"),
+        (dict(compile="banana"), r"compile must be True, False or a torch.compile mode, one of \['default'"),
         (dict(data=255 * x), r"data must lie in \[0, 1\] for a Bernoulli likelihood"),
         (dict(x_val=255 * x), r"x_val must lie in \[0, 1\]"),
         (dict(data=x.to(torch.complex64)), "data must be real"),
@@ -439,6 +440,36 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     data = args.pop("data")
     with pytest.raises(ValueError, match=name):
         lvm.fit(new_model(), data, **args)
+
+
+def test_a_mistyped_lvm_progress_is_refused_before_a_checkpoint_is_loaded(tmp_path, monkeypatch):
+    # It was read only when the progress bar opened, after resuming had already loaded the checkpoint.
+    model, path = new_model(), tmp_path / "run.pt"
+    lvm.fit(model, prototype_data(8), epochs=1, progress=False, device="cpu", checkpoint=path)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # differs from the checkpoint: loading it would show
+    changed = {k: v.clone() for k, v in model.state_dict().items()}
+    monkeypatch.setenv("LVM_PROGRESS", "verbose")
+    with pytest.raises(ValueError, match="LVM_PROGRESS must be one of"):
+        lvm.fit(model, prototype_data(8), epochs=2, progress=True, device="cpu", checkpoint=path)
+    assert all(torch.equal(v, changed[k]) for k, v in model.state_dict().items())
+    assert not all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_pair_written_as_a_list_is_a_pair():
+    # fit(model, [x, y]) was refused as if [x, y] were data, without saying that a pair is (x, y).
+    x = prototype_data(8)
+    y = torch.arange(len(x)) % 10
+    torch.manual_seed(0)
+    as_list = lvm.ConditionalVAE(x.shape[1], 10, 2, hidden=(8,))
+    torch.manual_seed(0)
+    as_tuple = lvm.ConditionalVAE(x.shape[1], 10, 2, hidden=(8,))
+    lvm.fit(as_list, [x, y], epochs=1, progress=False, device="cpu", seed=0)
+    lvm.fit(as_tuple, (x, y), epochs=1, progress=False, device="cpu", seed=0)
+    for k, v in as_list.state_dict().items():
+        assert torch.equal(v, as_tuple.state_dict()[k]), f"{k}: the list trained differently from the tuple"
 
 
 def test_integer_like_arguments_are_integers():
