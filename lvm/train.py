@@ -50,6 +50,7 @@ __all__ = ["History", "NonFiniteLossError", "fit"]
 
 # torch.compile's documented modes: any other string failed only inside torch, at the first batch.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+NOT_BINARY = "but the likelihood is Bernoulli: the loss is then a cross-entropy, not a log-likelihood"
 VAL_BATCH = 4096  # validation runs without gradients, so it can use much larger batches than training
 _CHECKPOINT_FORMAT = 3  # 2 added the training data's fingerprint, 3 the schedule; formats 1 and 2 are still read
 _FORMATS = (1, 2, _CHECKPOINT_FORMAT)
@@ -205,9 +206,8 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
         if d is not None and len(d) == 2 and hasattr(model, "given"):
             model.given(d[1])  # checks the labels once, here, where reading them costs nothing
     if transform is None and _bernoulli(model) and not _is_binary(train[0]):
-        warnings.warn("the training data are not binary but the likelihood is Bernoulli: the loss is then a "
-                      "cross-entropy, not a log-likelihood. Binarise them, e.g. transform=lvm.data.dynamic_binarize.",
-                      stacklevel=2)
+        warnings.warn(f"the training data are not binary {NOT_BINARY}. Binarise them, e.g. "
+                      "transform=lvm.data.dynamic_binarize.", stacklevel=2)
 
     if seed is not None:
         torch.manual_seed(seed)  # seeds the CPU and every CUDA device
@@ -243,7 +243,10 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
             for epoch in range(start + 1, epochs + 1):
                 t0 = time.perf_counter()
                 model.train()
-                total = _train_epoch(loss_fn, optimizer, train, epoch, batch_size, generator, transform, autocast)
+                # A transform's output is what trains: the first epoch's must be binary too (one check).
+                check_binary = transform is not None and epoch == start + 1 and _bernoulli(model)
+                total = _train_epoch(loss_fn, optimizer, train, epoch, batch_size, generator, transform, autocast,
+                                     check_binary)
                 # A step on a finite loss can still leave non-finite weights (an inf gradient), so check both.
                 weights_ok = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
                 val_total = _sum(model, validate, val, autocast) if val is not None else total.new_zeros(())
@@ -281,10 +284,13 @@ def _non_finite(train_sum: float, epoch: int, lr: float, history: History) -> No
 
 
 def _train_epoch(loss_fn, optimizer, data: tuple[torch.Tensor, ...], epoch: int, batch_size: int,
-                 generator: torch.Generator, transform, autocast) -> torch.Tensor:
+                 generator: torch.Generator, transform, autocast, check_binary: bool = False) -> torch.Tensor:
     """One pass over the data in a fresh random order; returns the sum of the objective's values (a device
     tensor: no sync)."""
     x = data[0] if transform is None else _transformed(transform, data[0])
+    if check_binary and not _is_binary(x):
+        warnings.warn(f"transform returns values that are not binary {NOT_BINARY}. Binarise them, e.g. "
+                      "transform=lvm.data.dynamic_binarize.", stacklevel=3)
     n = x.shape[0]
     order = torch.randperm(n, device=x.device, generator=generator)
     total = torch.zeros((), device=x.device, dtype=_sum_dtype(x.device))
@@ -330,7 +336,9 @@ def _sum(model, objective: Objective, data: tuple[torch.Tensor, ...], autocast) 
 
 
 def _transformed(transform, x: torch.Tensor) -> torch.Tensor:
-    out = transform(x)
+    # Handed a copy: on the CPU the training tensor is the caller's own, and an in-place transform
+    # (x.bernoulli_()) overwrote it, turning dynamic binarisation static after one epoch.
+    out = transform(x.clone())
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"transform must return a tensor of the training data's shape {list(x.shape)}, got {got}")

@@ -397,6 +397,7 @@ def test_non_finite_loss_restores_the_last_good_epoch_and_raises(tmp_path):
     assert lvm.load_checkpoint(path)["epoch"] == 1  # the bad epoch was never saved
 
 
+@pytest.mark.filterwarnings("ignore:transform returns values that are not binary")  # NaN on purpose
 def test_non_finite_loss_in_the_first_epoch_restores_the_initial_weights():
     model = new_model()
     initial = params(model)
@@ -565,3 +566,42 @@ def test_nan_guard_on_cuda():
     with pytest.raises(NonFiniteLossError):
         lvm.fit(model, x, epochs=3, seed=0, device="cuda", transform=PoisonAt(bad=2), progress=False)
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_an_in_place_transform_leaves_the_callers_data_alone_and_stays_dynamic():
+    # x.bernoulli_() overwrote the caller's training tensor: dynamic binarisation became static after one epoch.
+    grey = torch.full((16, D), 0.5)
+    seen = []
+
+    def binarise_in_place(t):
+        seen.append(t.clone())
+        return t.bernoulli_()
+
+    lvm.fit(new_model(), grey, epochs=3, progress=False, device="cpu", seed=0, transform=binarise_in_place)
+    assert torch.equal(grey, torch.full((16, D), 0.5))
+    assert all(torch.equal(t, grey) for t in seen), "each epoch binarises the grey data afresh"
+
+
+def test_a_transform_that_returns_grey_values_still_gets_the_binary_warning():
+    # Any transform switched the "not binary" warning off, even one that binarises nothing.
+    grey = torch.full((16, D), 0.5)
+    with pytest.warns(UserWarning, match=r"transform returns values that are not binary but the likelihood"):
+        lvm.fit(new_model(), grey, epochs=1, progress=False, device="cpu", transform=lambda t: t * 1.0)
+
+
+def test_a_binarising_transform_gets_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lvm.fit(new_model(), torch.full((16, D), 0.5), epochs=1, progress=False, device="cpu",
+                transform=lvm.data.dynamic_binarize)
+
+
+def test_a_two_level_vae_gets_the_same_data_checks_as_a_vae():
+    # It has a Bernoulli likelihood too, but fit neither refused pixels in [0, 255] nor warned on grey ones.
+    model = lvm.TwoLevelVAE(D, 2, 2, hidden=(8,), hidden_top=(8,))
+    with pytest.raises(ValueError, match=r"data must lie in \[0, 1\]"):
+        lvm.fit(model, 255 * prototype_data(8), epochs=1, progress=False, device="cpu")
+    with pytest.warns(UserWarning, match="not binary"):
+        lvm.fit(model, torch.full((8, D), 0.5), epochs=1, progress=False, device="cpu")

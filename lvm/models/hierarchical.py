@@ -90,6 +90,7 @@ class TwoLevelVAE(LatentVariableModel):
         self.z1_dim = check_positive_int(z1_dim, "z1_dim")
         self.z2_dim = check_positive_int(z2_dim, "z2_dim")
         self.z_dim = self.z1_dim + self.z2_dim
+        self.likelihood_name = "bernoulli"  # as VAE's: fit then checks x in [0, 1] and warns on grey data
         hidden, hidden_top = layer_widths(hidden, "hidden"), layer_widths(hidden_top, "hidden_top")
         self.encoder_1 = mlp(self.x_dim, hidden, 2 * self.z1_dim)  # q(z1 | x)
         self.encoder_2 = mlp(self.z1_dim, hidden_top, 2 * self.z2_dim)  # q(z2 | z1)
