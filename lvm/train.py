@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import math
 import os
 import time
@@ -186,6 +187,8 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
     for name, value in (("objective", objective), ("scheduler", scheduler), ("transform", transform)):
         if value is not None and not callable(value):
             raise ValueError(f"{name} must be a function or None, got {type(value).__name__}")
+    if objective is not None:
+        _check_objective(objective)
     if checkpoint is not None:
         checkpoint = _checked_path(checkpoint, "checkpoint")
         _check_writable(checkpoint, "checkpoint")  # now, not after the first epoch's work
@@ -306,6 +309,30 @@ def _train_epoch(loss_fn, optimizer, data: tuple[torch.Tensor, ...], epoch: int,
     return total
 
 
+def _check_objective(objective) -> None:
+    """The usual wrong callables, named before training: a recipe not called, a bound in place of an objective,
+    a function that does not take (model, batch, epoch)."""
+    from . import bounds
+
+    if objective in (objectives.elbo, objectives.iwae):
+        raise ValueError(f"objective: lvm.objectives.{objective.__name__} makes an objective; call it, e.g. "
+                         f"objective=lvm.objectives.{objective.__name__}(" + ("beta=4)" if objective is objectives.elbo
+                                                                               else "k=8)"))
+    if objective in (bounds.elbo, bounds.iwae_bound):
+        raise ValueError(f"objective: lvm.{objective.__name__} computes a bound for given q; fit needs a function "
+                         "(model, batch, epoch) -> one value per example, such as lvm.objectives.elbo() or "
+                         "lvm.objectives.iwae(k)")
+    try:
+        signature = inspect.signature(objective)
+    except (TypeError, ValueError):  # a builtin or C function: nothing to read
+        return
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        raise ValueError(f"objective must take (model, batch, epoch) and return one value per example; "
+                         f"{getattr(objective, '__name__', type(objective).__name__)}{signature} cannot") from None
+
+
 def _loss_function(model, objective: Objective,
                    uses_epoch: bool = True) -> Callable[[Batch, int], tuple[torch.Tensor, torch.Tensor]]:
     # An objective that ignores the epoch is not handed it: torch.compile would guard on its value and compile
@@ -317,6 +344,12 @@ def _loss_function(model, objective: Objective,
         if not isinstance(values, torch.Tensor) or tuple(values.shape) != (size,):
             got = list(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
             raise ValueError(f"objective must return one value per example of the batch, shape [{size}], got {got}")
+        if not values.is_floating_point():
+            raise ValueError(f"objective must return floating-point values, got {values.dtype}")
+        if torch.is_grad_enabled() and not values.requires_grad:
+            # backward() would fail with torch's "does not require grad", or, had it run, trained nothing
+            raise ValueError("objective must return values computed from the model's parameters, with their "
+                             "gradient: these have none (detached, or computed without the model)")
         return -values.mean(), values.detach().sum()
     return loss_fn
 

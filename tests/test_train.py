@@ -605,3 +605,21 @@ def test_a_two_level_vae_gets_the_same_data_checks_as_a_vae():
         lvm.fit(model, 255 * prototype_data(8), epochs=1, progress=False, device="cpu")
     with pytest.warns(UserWarning, match="not binary"):
         lvm.fit(model, torch.full((8, D), 0.5), epochs=1, progress=False, device="cpu")
+
+
+@pytest.mark.parametrize("objective, said", [
+    (lvm.objectives.elbo, r"lvm.objectives.elbo makes an objective; call it"),
+    (lvm.objectives.iwae, r"lvm.objectives.iwae makes an objective; call it"),
+    (lvm.elbo, r"lvm.elbo computes a bound for given q"),
+    (lambda model, batch: model.encode(batch).mean.sum(-1), r"objective must take \(model, batch, epoch\)"),
+    (lambda model, batch, epoch: lvm.objectives.elbo()(model, batch, epoch).detach(), "have none"),
+    (lambda model, batch, epoch: torch.ones(batch.shape[0]), "have none"),
+    (lambda model, batch, epoch: torch.ones(batch.shape[0], dtype=torch.long), "floating-point"),
+])
+def test_the_usual_wrong_objectives_are_named(objective, said):
+    # Each raised a traceback from inside torch (or the call), or trained nothing without a word.
+    model = new_model()
+    initial = params(model)
+    with pytest.raises(ValueError, match=said):
+        lvm.fit(model, prototype_data(8), epochs=1, progress=False, device="cpu", objective=objective)
+    assert_same_params(initial, params(model))
