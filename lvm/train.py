@@ -244,6 +244,7 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
         with values_checked(), progress_bar(total=epochs, initial=start, desc="fit", unit="epoch",
                                             enabled=progress) as bar:
             for epoch in range(start + 1, epochs + 1):
+                _check_scheduled_lr(optimizer, epoch)
                 t0 = time.perf_counter()
                 model.train()
                 # A transform's output is what trains: the first epoch's must be binary too (one check).
@@ -502,6 +503,19 @@ def _check_lr(lr) -> float:
     if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     return float(lr)
+
+
+def _check_scheduled_lr(optimizer: torch.optim.Optimizer, epoch: int) -> None:
+    """The learning rate a schedule set for this epoch: a negative or non-finite one climbs the loss (trains
+    backwards) and is refused; zero trains nothing, which is said."""
+    for group in optimizer.param_groups:
+        lr = float(group["lr"])
+        if not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"scheduler set the learning rate to {lr:g} for epoch {epoch}: it must stay positive "
+                             "(a negative one climbs the loss). The weights are those of the epoch before.")
+        if lr == 0:
+            warnings.warn(f"scheduler set the learning rate to 0 for epoch {epoch}: that epoch trains nothing",
+                          stacklevel=4)
 
 
 def _schedule(scheduler, optimizer: torch.optim.Optimizer) -> LRScheduler | None:

@@ -623,3 +623,12 @@ def test_the_usual_wrong_objectives_are_named(objective, said):
     with pytest.raises(ValueError, match=said):
         lvm.fit(model, prototype_data(8), epochs=1, progress=False, device="cpu", objective=objective)
     assert_same_params(initial, params(model))
+
+
+def test_a_schedule_that_turns_the_learning_rate_negative_is_stopped():
+    # LambdaLR(lambda e: 1 - e) trained backwards (gradient ascent) from epoch 3 on, without a word.
+    model = new_model()
+    backwards = lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1 - e)  # noqa: E731
+    with pytest.warns(UserWarning, match="learning rate to 0 for epoch 2: that epoch trains nothing"):
+        with pytest.raises(ValueError, match="scheduler set the learning rate to -0.001 for epoch 3"):
+            lvm.fit(model, prototype_data(8), epochs=4, progress=False, device="cpu", scheduler=backwards)
