@@ -592,7 +592,11 @@ def _dataset(model, data, name: str, x_dim: int, device: torch.device) -> tuple[
     if len(data) != 2:
         raise ValueError(f"{name} must be a tensor x or a pair (x, y), got a tuple of {len(data)} items")
     x = _data(model, data[0], f"{name}[0]", x_dim, device)
-    y = data[1] if isinstance(data[1], torch.Tensor) else torch.as_tensor(np.asarray(data[1]))
+    try:
+        y = data[1] if isinstance(data[1], torch.Tensor) else torch.as_tensor(np.asarray(data[1]))
+    except (TypeError, ValueError, RuntimeError):  # strings, None, ragged lists: torch's own error named none
+        raise ValueError(f"{name}[1] must be the labels, one integer per example of {name}[0], got "
+                         f"{type(data[1]).__name__} {data[1]!r:.40}") from None
     if y.dim() < 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"{name}[1] must hold one label per example of {name}[0] ({x.shape[0]}), "
                          f"got shape {list(y.shape)}")

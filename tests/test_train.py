@@ -632,3 +632,10 @@ def test_a_schedule_that_turns_the_learning_rate_negative_is_stopped():
     with pytest.warns(UserWarning, match="learning rate to 0 for epoch 2: that epoch trains nothing"):
         with pytest.raises(ValueError, match="scheduler set the learning rate to -0.001 for epoch 3"):
             lvm.fit(model, prototype_data(8), epochs=4, progress=False, device="cpu", scheduler=backwards)
+
+
+@pytest.mark.parametrize("labels", [None, ["a", "b", "c", "d", "e", "f", "g", "h"], "01234567"])
+def test_labels_that_are_not_numbers_are_named(labels):
+    model = lvm.ConditionalVAE(D, 10, 2, hidden=(8,))
+    with pytest.raises(ValueError, match=r"data\[1\] must (be the labels|hold one label)"):
+        lvm.fit(model, (prototype_data(8), labels), epochs=1, progress=False, device="cpu")
