@@ -205,8 +205,18 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
     model.to(device)
     train = _dataset(model, data, "data", x_dim, device)
     val = None if x_val is None else _dataset(model, x_val, "x_val", x_dim, device)
-    for d in (train, val):
-        if d is not None and len(d) == 2 and hasattr(model, "given"):
+    conditional = hasattr(model, "given")
+    for name, d in (("data", train), ("x_val", val)):
+        if d is None:
+            continue
+        # x_val now, not when validation first runs after a whole epoch (data fail at the first batch, before any
+        # step, with the model's own message).
+        if name == "x_val" and conditional and len(d) == 1:
+            raise ValueError(f"{name} must be a pair (x, y) with the class labels: a {type(model).__name__} "
+                             "needs them")
+        if name == "x_val" and not conditional and len(d) == 2:
+            raise ValueError(f"{name} is a pair (x, y), but a {type(model).__name__} takes no labels: pass x alone")
+        if conditional:
             model.given(d[1])  # checks the labels once, here, where reading them costs nothing
     if transform is None and _bernoulli(model) and not _is_binary(train[0]):
         warnings.warn(f"the training data are not binary {NOT_BINARY}. Binarise them, e.g. "

@@ -639,3 +639,15 @@ def test_labels_that_are_not_numbers_are_named(labels):
     model = lvm.ConditionalVAE(D, 10, 2, hidden=(8,))
     with pytest.raises(ValueError, match=r"data\[1\] must (be the labels|hold one label)"):
         lvm.fit(model, (prototype_data(8), labels), epochs=1, progress=False, device="cpu")
+
+
+def test_validation_data_that_do_not_suit_the_model_are_refused_before_training():
+    # x_val without labels for a conditional VAE was found only when validation ran, after a whole epoch.
+    x, y = prototype_data(8), torch.arange(8) % 3
+    model = lvm.ConditionalVAE(D, 3, 2, hidden=(8,))
+    initial = params(model)
+    with pytest.raises(ValueError, match=r"x_val must be a pair \(x, y\) with the class labels"):
+        lvm.fit(model, (x, y), epochs=1, x_val=x, progress=False, device="cpu")
+    assert_same_params(initial, params(model))
+    with pytest.raises(ValueError, match=r"x_val is a pair \(x, y\), but a VAE takes no labels"):
+        lvm.fit(new_model(), x, epochs=1, x_val=(x, y), progress=False, device="cpu")
