@@ -216,7 +216,7 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
                              "needs them")
         if name == "x_val" and not conditional and len(d) == 2:
             raise ValueError(f"{name} is a pair (x, y), but a {type(model).__name__} takes no labels: pass x alone")
-        if conditional:
+        if conditional and len(d) == 2:
             model.given(d[1])  # checks the labels once, here, where reading them costs nothing
     if transform is None and _bernoulli(model) and not _is_binary(train[0]):
         warnings.warn(f"the training data are not binary {NOT_BINARY}. Binarise them, e.g. "
