@@ -40,12 +40,30 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
             torch.save(dict(state), f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them "the" checkpoint
+        _readable_back(tmp, state)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return path
+
+
+def _readable_back(tmp: str, state: Mapping[str, Any]) -> None:
+    """Read the written file as :func:`load_checkpoint` will (``weights_only=True``), before it takes the final
+    name: a state holding other objects (a NumPy array, a model, a function) was written, then refused on
+    loading as "not written by lvm"."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            torch.load(tmp, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        kinds = sorted({f"{key!r}: {type(value).__name__}" for key, value in state.items()
+                        if not isinstance(value, (torch.Tensor, int, float, bool, str, type(None), list, dict))})
+        raise ValueError("state must hold only tensors, numbers, strings, lists and dicts of them (what "
+                         "load_checkpoint can read safely); it holds other objects"
+                         + (f" ({', '.join(kinds)})" if kinds else " inside its lists or dicts")
+                         + ": convert them, e.g. torch.as_tensor(array) or model.state_dict()") from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:

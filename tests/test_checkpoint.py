@@ -4,7 +4,9 @@ loading with weights_only=True, and the contents of the checkpoints lvm.fit writ
 from __future__ import annotations
 
 import pickle
+import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -173,3 +175,18 @@ def test_resuming_from_a_checkpoint_missing_a_part_is_explained(tmp_path, small_
     lvm.save_checkpoint(path, state)
     with pytest.raises(ValueError, match=rf"does not belong to this model or was not written by lvm.fit: '{key}'"):
         lvm.fit(model, x, epochs=2, batch_size=16, seed=0, progress=False, device="cpu", checkpoint=path)
+
+
+@pytest.mark.parametrize("state, shown", [
+    ({"weights": np.ones(3)}, "'weights': ndarray"),
+    ({"model": torch.nn.Linear(2, 2)}, "'model': Linear"),
+    ({"history": {"losses": [np.float64(1.0)]}}, "inside its lists or dicts"),
+])
+def test_a_state_that_could_not_be_loaded_is_not_written(tmp_path, state, shown):
+    # save_checkpoint wrote it, then load_checkpoint refused it as "not written by lvm".
+    path = tmp_path / "ckpt.pt"
+    lvm.save_checkpoint(path, {"epoch": 1})
+    with pytest.raises(ValueError, match=f"state must hold only tensors.*{re.escape(shown)}"):
+        lvm.save_checkpoint(path, state)
+    assert lvm.load_checkpoint(path) == {"epoch": 1}  # the old checkpoint is kept
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
