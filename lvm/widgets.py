@@ -109,6 +109,8 @@ class Explorer:
             if unknown:
                 raise ValueError(f"settings name controls this explorer does not have: {sorted(unknown)}; "
                                  f"it has {sorted(self.controls)}")
+            for name, value in setting.items():
+                _check_reachable(self.controls[name], name, value)
         ncols = min(ncols, len(settings))
         nrows = -(-len(settings) // ncols)
         figure = plt.figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout="constrained")
@@ -128,6 +130,23 @@ class Explorer:
             return self.titles[name]
         description = getattr(self.controls[name], "description", "") or name
         return description.rstrip(": ")
+
+
+def _check_reachable(control, name: str, value) -> None:
+    """A stand-in shows only what a reader can set live: a value among a selection's options, or a number within
+    a slider's range (σ = 5 on a slider that stops at 3 was drawn before). A value between two of a slider's
+    steps is let through: the reader sets the nearest step, and the page says so where it matters."""
+    if hasattr(control, "options"):
+        allowed = [option[1] if isinstance(option, tuple) else option for option in control.options]
+        if value not in allowed:
+            raise ValueError(f"settings: {name} = {value!r} is not one of the control's options {allowed}")
+        return
+    low, high = getattr(control, "min", None), getattr(control, "max", None)
+    if low is None or high is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not low - 1e-9 <= value <= high + 1e-9:
+        raise ValueError(f"settings: {name} = {value:g} is beyond its slider ({low:g} to {high:g}): a reader could "
+                         "not set it")
 
 
 def _format(value) -> str:

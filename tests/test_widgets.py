@@ -114,6 +114,11 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     live = explorer.values()
     stand_in = explorer.stand_in([{"m0": 1.5}, {"w0": 0.2}])
     assert explorer.values() == live  # writing the settings into the sliders would stack them up
+    # Only what a reader can set live: beyond a slider's range, or off its step grid, is refused.
+    with pytest.raises(ValueError, match=r"s1 = 5 is beyond its slider \(0.05 to 3\)"):
+        explorer.stand_in([{"s1": 5.0}])
+    with pytest.raises(ValueError, match=r"m0 = -7 is beyond its slider \(-6 to 6\)"):
+        explorer.stand_in([{"m0": -7.0}])
     titles = [panel._suptitle.get_text() for panel in stand_in.subfigs[:2]]
     assert titles == ["$\\mu_{1}$ = 1.5", "$\\lambda_{1}$ (raw) = 0.2"]  # one-based, as in the text
     for panel, setting in zip(stand_in.subfigs, [{"m0": 1.5}, {"w0": 0.2}]):
@@ -121,6 +126,7 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
         drawn = lvm.widgets.mixture_from_sliders([values["w0"], values["w1"]], [values["m0"], values["m1"]],
                                                  [values["s0"], values["s1"]])
         density = [line for line in panel.axes[0].lines if line.get_label() == "$p(x)$"][0]
+        assert np.allclose(density.get_xdata()[[0, -1]], [-6.0, 6.0])  # over the whole x_range, as the panel below
         expected = drawn.log_marginal(torch.as_tensor(density.get_xdata())).exp().numpy()
         assert np.allclose(density.get_ydata(), expected, atol=1e-6)  # the other setting's mixture is off
     # A model the sliders cannot show is refused, not clamped into another mixture.
