@@ -204,6 +204,7 @@ def visits(server, browser):
                 "orphans": visit.page.evaluate(ORPHAN_PUNCTUATION_JS),
                 "colab_badge": visit.page.evaluate(COLAB_BADGE_JS),
                 "page_width": visit.page.evaluate("() => document.documentElement.scrollWidth"),
+                "squeezed": visit.page.evaluate(SQUEEZED_FIGURES_JS),
             }
             visit.close()
     return loaded
@@ -331,6 +332,18 @@ HIDDEN_SCROLLBAR_JS = """async () => {
     return found;
 }"""
 
+# A figure shown at another shape than its own: its width and height scaled by different factors (a fixed
+# height under a narrowed width squeezed every figure sideways on a phone).
+SQUEEZED_FIGURES_JS = """() => [...document.querySelectorAll('article.bd-article img')]
+    .filter(img => img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().width > 0)
+    .filter(img => {
+        const box = img.getBoundingClientRect();
+        const shown = box.width / box.height, own = img.naturalWidth / img.naturalHeight;
+        return Math.abs(shown / own - 1) > 0.02;
+    })
+    .map(img => `${(img.alt || img.src).slice(0, 50)} shown ${Math.round(img.getBoundingClientRect().width)}x` +
+                `${Math.round(img.getBoundingClientRect().height)}, drawn ${img.naturalWidth}x${img.naturalHeight}`)"""
+
 # Inline maths cannot scroll: a formula that runs past the right edge of its paragraph (or list item, or table
 # cell) is cut off where the page hides overflow.
 INLINE_MATHS_PAST_EDGE_JS = """() => {
@@ -435,6 +448,13 @@ def test_on_a_phone_equation_numbers_clear_their_equations_and_scrolling_shows(v
     assert visit["eqno_overlaps"] == [], f"{page} at 412 px: numbers over their equations: {visit['eqno_overlaps']}"
     assert visit["hidden_scrollbars"] == [], (
         f"{page} at 412 px: equations that scroll with no sign that they do: {visit['hidden_scrollbars'][:8]}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_figure_keeps_its_shape_at_both_widths(visits, page):
+    for label in WIDTHS:
+        found = visits[page, label]["squeezed"]
+        assert found == [], f"{page} ({label}): figures shown at another shape than drawn: {found[:4]}"
 
 
 @pytest.mark.parametrize("page", PAGES)
