@@ -1,7 +1,8 @@
 """Argument checks shared by the public API.
 
-Every check raises ``ValueError`` that names the argument and says what was expected, so a student who
-passes the wrong thing learns what to fix instead of meeting a shape error deep inside torch.
+Every check raises ``ValueError`` that names the argument and says what was expected (``check_real``: a
+``TypeError`` for something that is not a number at all), so a student who passes the wrong thing learns what
+to fix instead of meeting a shape error deep inside torch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-__all__ = ["as_tensor", "check_data", "check_finite", "check_int", "check_nonempty", "check_overflow",
+__all__ = ["as_scalar", "as_tensor", "check_data", "check_finite", "check_int", "check_nonempty", "check_overflow",
            "check_positive", "check_positive_int", "check_probability_vector", "check_real", "check_same_device", "check_shape",
            "distribution_device", "is_integer", "readable", "validation", "values_checked"]
 
@@ -150,6 +151,20 @@ def check_positive(tensor: torch.Tensor, name: str) -> torch.Tensor:
     if readable(tensor) and not (tensor > 0).all():
         raise ValueError(f"{name} must be strictly positive, got {_preview(tensor)}")
     return tensor
+
+
+def as_scalar(value):
+    """A 0-d (or one-element) tensor or a NumPy scalar as the Python number it holds; anything else unchanged.
+
+    So that ``lr=torch.tensor(1e-3)`` or ``threshold=np.float32(0.01)`` pass a check for a real number, as a
+    float would (they were refused as "must be a number"). A bool tensor stays a tensor: it is not a number.
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool \
+            and not value.is_complex():
+        return value.item()
+    if isinstance(value, np.generic) and not isinstance(value, (np.bool_, np.complexfloating)):
+        return value.item()
+    return value
 
 
 def check_real(value, name: str) -> float:

@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ._checks import check_positive_int
+from ._checks import as_scalar, check_positive_int
 from .bounds import _check_x, _kl_per_dimension
 from .objectives import Batch, unpack
 
@@ -69,6 +69,7 @@ def active_units(model, x: Batch, threshold: float = 0.01) -> int:
         x: data ``[n, x_dim]`` with n >= 2, or ``(x, y)`` for a conditional VAE.
         threshold: a number >= 0.
     """
+    threshold = as_scalar(threshold)
     if isinstance(threshold, bool) or not isinstance(threshold, Real) or not threshold >= 0:
         raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
     model_x, x = unpack(model, x)

@@ -19,7 +19,7 @@ from typing import Callable, Union
 import torch
 
 from . import bounds
-from ._checks import check_int, check_positive_int
+from ._checks import as_scalar, check_int, check_positive_int
 from .bounds import _check_x, _draw, _kl_per_dimension
 
 __all__ = ["Batch", "Objective", "elbo", "iwae", "unpack"]
@@ -137,6 +137,7 @@ def _warm(beta: float, epoch: int, warmup_epochs: int) -> float:
 
 
 def _non_negative(value, name: str) -> float:
+    value = as_scalar(value)
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)

@@ -40,7 +40,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from . import objectives
-from ._checks import check_data, check_int, check_positive_int, values_checked
+from ._checks import as_scalar, check_data, check_int, check_positive_int, values_checked
 from .checkpoint import _check_writable, _checked_path, _read, save_checkpoint
 from .device import resolve_device
 from .models.base import LatentVariableModel
@@ -510,6 +510,7 @@ def _check_model(model) -> int:
 
 
 def _check_lr(lr) -> float:
+    lr = as_scalar(lr)
     if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     return float(lr)

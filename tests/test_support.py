@@ -154,3 +154,16 @@ def test_non_integers_are_refused_with_a_message_that_says_why(bad, shown):
     with pytest.raises(ValueError, match="n must be a positive integer, got") as info:
         lvm.ancestral_sample(mixture, bad)
     assert shown in str(info.value)
+
+
+def test_a_number_held_in_a_0d_tensor_or_numpy_scalar_is_a_number():
+    # lr=torch.tensor(1e-3), beta=np.float32(4) and threshold=torch.tensor(0.01) were refused as "must be a number".
+    x = (torch.rand(16, 8) > 0.5).float()
+    model = lvm.VAE(8, 2, hidden=(8,))
+    history = lvm.fit(model, x, epochs=1, lr=torch.tensor(1e-3), progress=False, device="cpu",
+                      objective=lvm.objectives.elbo(beta=np.float32(4.0), free_bits=torch.tensor(0.1)))
+    assert history.lr == [pytest.approx(1e-3)]
+    assert lvm.diagnostics.active_units(model, x, threshold=torch.tensor(0.01)) >= 0
+    for not_a_number in (torch.tensor([1e-3, 2e-3]), torch.tensor(True), "0.001"):
+        with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+            lvm.fit(model, x, epochs=1, lr=not_a_number, progress=False, device="cpu")
