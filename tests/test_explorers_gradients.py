@@ -11,9 +11,11 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from matplotlib.colors import to_rgb
 from numpy.polynomial.hermite_e import hermegauss
 
 from lvm.explorers.gradients import estimator_draws, estimator_explorer, exact_variance
+from lvm.plot import COLORS
 from tests.test_widgets import assert_control_changes_drawing
 
 matplotlib.use("Agg")
@@ -96,9 +98,12 @@ def test_the_variances_on_the_panels_are_those_of_all_the_draws_and_match_quadra
     # Each panel's histogram is of its own estimator's draws: its tallest bar is theirs. The two estimators'
     # tallest bars differ by a factor 2.0 to 5.4 in these settings (density 2.09 against 0.39 at S = 1), so
     # a panel plotting the other estimator's draws fails; and it has a dotted vertical line at the exact
-    # gradient 2μ = 1.6 (one at μ = 0.8 would fail).
+    # gradient 2μ = 1.6 (one at μ = 0.8 would fail). Its colour is its estimator's in chapter 5 (figs 5.1 to
+    # 5.3 and the alt text of fig 5.4): the score function blue (COLORS[0]) on top, the reparameterised
+    # estimator orange (COLORS[1]) below; swapped colours (COLORS[1::-1]) give orange on top and fail.
     edges = np.linspace(2 * MU - 7.5, 2 * MU + 7.5, 151)
-    for ax, name in zip(explorer.figure.axes, ("score function", "reparameterised")):
+    for i, (ax, name) in enumerate(zip(explorer.figure.axes, ("score function", "reparameterised"))):
+        assert to_rgb(ax.patches[0].get_facecolor()) == to_rgb(COLORS[i]), name
         values = draws[name].numpy()
         heights, _ = np.histogram(values, bins=edges)
         tallest = heights.max() / (repeats * (edges[1] - edges[0]))  # matplotlib's density: over all draws
