@@ -152,6 +152,22 @@ def test_the_plane_has_one_scale_on_both_axes(small):
     matplotlib.pyplot.close(stand_in)
 
 
+def test_both_axes_of_the_plane_are_ticked_at_the_same_step(small):
+    model, x, labels = small
+    # The step is 1, 2 or 5 times a power of ten, at most five steps across the wider range: 2 for a range 8 or
+    # 10 wide. Ticking one axis alone at that step leaves the other to matplotlib's default: on the explorer's
+    # own figure for (-4, 4), every 1 on the y axis, or every 2.5 on the x axis.
+    for z_range in [(-4, 4), (-5, 5)]:
+        explorer = latent_space.latent_space_explorer(model, x, labels, z_range=z_range)
+        stand_in = explorer.stand_in([{"z1": 0.0}], panel_size=(3.3, 2.1))
+        for figure, plane in [(explorer.figure, explorer.figure.axes[0]), (stand_in, stand_in.subfigs[0].axes[0])]:
+            figure.canvas.draw()  # the ticks as drawn, after the final layout
+            steps = [np.diff(axis.get_majorticklocs()) for axis in (plane.xaxis, plane.yaxis)]
+            assert all(len(step) >= 2 for step in steps)
+            assert np.allclose(np.concatenate(steps), 2.0), (z_range, steps)
+        matplotlib.pyplot.close(stand_in)
+
+
 def test_the_sliders_move_in_steps_of_step(small):
     model, x, labels = small
     # The chapter rounds its points to the default step, 0.1; a slider with a step of its own (ipywidgets'
