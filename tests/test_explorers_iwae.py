@@ -154,10 +154,10 @@ def test_the_histogram_and_title_show_each_ks_estimates_on_one_axis(built):
         assert heights.sum() == REPEATS
         assert np.array_equal(heights, np.histogram(estimates, bins=edges)[0])
         (ax,) = explorer.figure.axes
-        # The tallest bar fits, and fills the axis (its top at 1.05 times it). A fixed ylim (0, 60) would leave
+        # The tallest bar fits, and fills the axis: its top at 1.05 times it. A fixed ylim (0, 60) would leave
         # the tallest bar here, 10 to 26 runs, under half the axis, and cut off the chapter's spike at K = 1024
-        # (516 of 1000 runs in one bar).
-        assert heights.max() <= ax.get_ylim()[1] <= 1.1 * heights.max()
+        # (516 of 1000 runs in one bar); a ylim of exactly the tallest bar would touch the frame with it.
+        assert ax.get_ylim() == pytest.approx((0, 1.05 * heights.max()))
         title = ax.get_title().replace("\N{MINUS SIGN}", "-")
         match = re.search(r"= ([+-]?\d+\.\d{3}), sd (\d+\.\d{3})$", title)
         assert match, title
@@ -173,6 +173,35 @@ def test_the_histogram_and_title_show_each_ks_estimates_on_one_axis(built):
     assert all(limit == limits[0] for limit in limits)
     assert all(np.array_equal(edges, all_edges[0]) for edges in all_edges)
     assert limits[0][0] <= all_edges[0][0] and all_edges[0][-1] <= limits[0][1]
+
+
+@pytest.mark.parametrize("shift", ["elbo far below", "log p(x) far above"])
+def test_the_axis_holds_both_lines_and_every_estimate_with_a_margin(shift):
+    model, x, q, log_px, elbo = small_model()
+    # In the test model both lines sit among the K = 1 estimates, so an axis fitted to the estimates alone
+    # would hold them anyway. Here one line lies 20 nats outside every estimate (a stand-in for an ELBO far
+    # below the estimates of large K, or a log p(x) far above them).
+    if shift == "elbo far below":
+        elbo = log_px - 20
+    else:
+        log_px = log_px + 20
+    explorer = iwae.iwae_explorer(model, x, q, log_px, ks=(1, 8), repeats=50, seed=0, elbo=elbo)
+    everything = torch.cat(list(explorer.estimates.values()))
+    low = min(everything.min().item(), log_px, elbo)
+    high = max(everything.max().item(), log_px, elbo)
+    for k in (1, 8):
+        explorer.controls["k"].value = k
+        (ax,) = explorer.figure.axes
+        left, right = ax.get_xlim()
+        # An axis from the estimates alone (min/max of the estimates only) ends about 17 nats short of the
+        # shifted line, which matplotlib then draws outside the axes, where it is clipped away.
+        for label in ("ELBO", LOG_PX):
+            assert left < plotted(explorer, label) < right, (label, left, right)
+        # A margin of 5% of the range on each side, as the docstring says: with no margin the extreme
+        # line would sit on the frame (the limits would be low and high exactly, about 1.1 nats closer).
+        margin = 0.05 * (high - low)
+        assert (left, right) == pytest.approx((low - margin, high + margin), abs=1e-6)
+        assert bars(explorer)[0].sum() == 50  # every estimate inside the bins
 
 
 def test_the_title_shows_a_difference_that_rounds_to_zero_without_a_sign():
