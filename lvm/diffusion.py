@@ -14,7 +14,7 @@ import math
 import torch
 from torch.distributions import Normal
 
-from ._checks import as_tensor, check_finite, check_positive_int
+from ._checks import as_tensor, check_finite, check_int, check_positive_int, is_integer
 from .models.mixture import GaussianMixture
 
 __all__ = ["alpha_bars", "denoised_moments", "diffused_mixture", "diffusion_elbo", "forward_marginal",
@@ -44,7 +44,8 @@ def alpha_bars(alphas: torch.Tensor) -> torch.Tensor:
 
 def forward_marginal(x0: torch.Tensor, alpha_bar: torch.Tensor | float) -> Normal:
     """q(x_t | x_0) = N(√ᾱ_t x_0, 1 − ᾱ_t) (eq. ``diffusion-marginal``), batched like x0 and ᾱ_t."""
-    alpha_bar = torch.as_tensor(alpha_bar, dtype=x0.dtype, device=x0.device)
+    x0 = check_finite(as_tensor(x0, "x0"), "x0")
+    alpha_bar = _level(alpha_bar, "alpha_bar", x0.dtype, x0.device)
     return Normal(alpha_bar.sqrt() * x0, (1 - alpha_bar).sqrt())
 
 
@@ -57,8 +58,10 @@ def forward_posterior(x0: torch.Tensor, xt: torch.Tensor, alpha: torch.Tensor | 
 
     with ᾱ_t = α_t ᾱ_{t−1}; needs t >= 2 (ᾱ_{t−1} < 1), where the variance is positive.
     """
-    alpha = torch.as_tensor(alpha, dtype=x0.dtype, device=x0.device)
-    before = torch.as_tensor(alpha_bar_before, dtype=x0.dtype, device=x0.device)
+    x0 = check_finite(as_tensor(x0, "x0"), "x0")
+    xt = check_finite(as_tensor(xt, "xt", dtype=x0.dtype), "xt").to(x0.device)
+    alpha = _level(alpha, "alpha", x0.dtype, x0.device)
+    before = _level(alpha_bar_before, "alpha_bar_before", x0.dtype, x0.device)  # < 1: t >= 2
     now = alpha * before
     mean = (before.sqrt() * (1 - alpha) * x0 + alpha.sqrt() * (1 - before) * xt) / (1 - now)
     variance = (1 - alpha) * (1 - before) / (1 - now)
@@ -103,8 +106,9 @@ def reverse_step(mixture: GaussianMixture, xt: torch.Tensor, alpha: torch.Tensor
     """
     _check_1d(mixture)
     dtype = mixture.means.dtype
-    alpha = torch.as_tensor(alpha, dtype=dtype)
-    before = torch.as_tensor(alpha_bar_before, dtype=dtype)
+    xt = check_finite(as_tensor(xt, "xt", dtype=dtype), "xt")
+    alpha = _level(alpha, "alpha", dtype)
+    before = _level(alpha_bar_before, "alpha_bar_before", dtype, one_allowed=True)  # ᾱ_0 = 1 at t = 1
     now = alpha * before
     guess, spread = denoised_moments(mixture, xt, float(now))
     slope = before.sqrt() * (1 - alpha) / (1 - now)  # how μ̃_t moves with x_0
@@ -135,7 +139,7 @@ def diffusion_elbo(mixture: GaussianMixture, x0: torch.Tensor, alphas: torch.Ten
         x0 (~torch.Tensor): data points ``[n]``.
         alphas (~torch.Tensor): α_1..α_T ``[T]``, each strictly between 0 and 1.
         n_samples (int): draws of each x_t (``"steps"``) or of whole chains (``"chain"``) per point.
-        generator (~torch.Generator | None): for reproducible draws.
+        generator (~torch.Generator | int | None): a generator or an integer seed, for reproducible draws.
         estimator (str): ``"steps"`` or ``"chain"``.
         per_draw (bool): return one estimate per draw, ``[n_samples, n]`` (independent rows, each unbiased),
             instead of their mean.
@@ -144,9 +148,14 @@ def diffusion_elbo(mixture: GaussianMixture, x0: torch.Tensor, alphas: torch.Ten
         ``[n]`` (or ``[n_samples, n]``), in nats.
     """
     _check_1d(mixture)
-    alphas = _check_alphas(alphas).to(mixture.means.dtype)
-    x0 = check_finite(as_tensor(x0, "x0", dtype=mixture.means.dtype), "x0")
+    wanted = mixture.means.dtype
+    # In float64 whatever the mixture's dtype: with α_t close to 1, 1 − α_t and 1 − ᾱ_t lose every digit in
+    # float32 (α = 1 − 1e-8 rounds to 1), and the steps' variances came out 0 or negative.
+    mixture = GaussianMixture(mixture.weights.double(), mixture.means.double(), mixture.stds.double())
+    alphas = _check_alphas(alphas).to(torch.float64)
+    x0 = check_finite(as_tensor(x0, "x0", dtype=torch.float64), "x0")
     n_samples = check_positive_int(n_samples, "n_samples")
+    generator = _generator(generator)
     if estimator not in ("steps", "chain"):
         raise ValueError(f"estimator must be 'steps' or 'chain', got {estimator!r}")
     bars = alpha_bars(alphas)
@@ -173,7 +182,30 @@ def diffusion_elbo(mixture: GaussianMixture, x0: torch.Tensor, alphas: torch.Ten
         total -= torch.distributions.kl_divergence(forward_marginal(x0, bars[-1]), prior)
     else:
         total += prior.log_prob(previous)  # log p(x_T)
-    return total if per_draw else total.mean(0)
+    return (total if per_draw else total.mean(0)).to(wanted)
+
+
+def _level(value, name: str, dtype: torch.dtype, device=None, one_allowed: bool = False) -> torch.Tensor:
+    """α_t or ᾱ_t as a tensor, each value in (0, 1) (or (0, 1] where ``one_allowed``: ᾱ_0 = 1), or an error naming
+    ``name``: ᾱ passed for α (or 1 − ᾱ for ᾱ) gave a wrong or NaN step without a word."""
+    value = check_finite(as_tensor(value, name, dtype=dtype), name)
+    if device is not None:
+        value = value.to(device)
+    inside = (value > 0) & ((value <= 1) if one_allowed else (value < 1))
+    if not bool(inside.all()):
+        interval = "(0, 1]" if one_allowed else "(0, 1)"
+        raise ValueError(f"{name} must lie in {interval}, got values from {float(value.min()):.4g} to "
+                         f"{float(value.max()):.4g}")
+    return value
+
+
+def _generator(generator) -> torch.Generator | None:
+    """A generator, an integer seed (turned into a CPU generator) or None."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if is_integer(generator):
+        return torch.Generator().manual_seed(check_int(generator, "generator", minimum=0))
+    raise ValueError(f"generator must be a torch.Generator, an integer seed or None, got {type(generator).__name__}")
 
 
 def _check_alphas(alphas) -> torch.Tensor:

@@ -213,3 +213,41 @@ def test_per_step_estimator_averages_to_the_quadrature_of_eq_diffusion_elbo():
     # the sum, not each point: the per-draw terms are skewed, and single points at 20,000 draws stray to 3 SEs
     se = (rows.var(0) / 20_000).sum().sqrt()
     assert abs((rows.mean(0) - by_quadrature).sum()) < 4 * se
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: diffusion.forward_marginal(torch.zeros(3), 1.5), r"alpha_bar must lie in \(0, 1\)"),
+    (lambda: diffusion.forward_marginal(torch.zeros(3), 0.0), r"alpha_bar must lie in \(0, 1\)"),
+    (lambda: diffusion.forward_posterior(torch.zeros(3), torch.zeros(3), 0.5, 1.0),
+     r"alpha_bar_before must lie in \(0, 1\)"),
+    (lambda: diffusion.forward_posterior(torch.zeros(3), torch.zeros(3), -0.5, 0.5), r"alpha must lie in \(0, 1\)"),
+    (lambda: diffusion.reverse_step(MIXTURE, torch.zeros(3), 1.2, 1.0), r"alpha must lie in \(0, 1\)"),
+    (lambda: diffusion.diffusion_elbo(MIXTURE, torch.zeros(2), torch.tensor([0.5]), generator="seed"),
+     "generator must be a torch.Generator, an integer seed or None"),
+])
+def test_step_functions_name_levels_outside_their_range(call, message):
+    # Each gave a NaN or a wrong step without a word (an alpha_bar of 1.5 is a typo, not a noise level).
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_step_functions_take_lists_and_an_integer_seed():
+    marginal = diffusion.forward_marginal([0.0, 1.0], 0.25)
+    torch.testing.assert_close(marginal.mean, torch.tensor([0.0, 0.5]))
+    by_seed = diffusion.diffusion_elbo(MIXTURE, [0.3, 1.0], torch.tensor([0.9, 0.5]), n_samples=5, generator=3)
+    by_generator = diffusion.diffusion_elbo(MIXTURE, [0.3, 1.0], torch.tensor([0.9, 0.5]), n_samples=5,
+                                            generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(by_seed, by_generator)
+
+
+def test_a_float32_mixture_with_steps_close_to_one_gives_finite_elbos():
+    # alpha = 1 - 1e-8 rounds to 1 in float32, where the steps' variances came out 0 and the ELBO NaN.
+    alphas = torch.tensor([1 - 1e-8, 0.5, 0.1], dtype=torch.float64)
+    single = lvm.GaussianMixture([0.3, 0.5, 0.2], [-2.5, 0.5, 3.0], [0.6, 0.9, 0.5]).requires_grad_(False)
+    assert single.means.dtype == torch.float32  # (MIXTURE.float() would turn the shared MIXTURE itself)
+    elbo32 = diffusion.diffusion_elbo(single, torch.tensor([0.3, 1.0]), alphas, n_samples=50,
+                                      generator=torch.Generator().manual_seed(0))
+    elbo64 = diffusion.diffusion_elbo(MIXTURE, torch.tensor([0.3, 1.0], dtype=torch.float64), alphas,
+                                      n_samples=50, generator=torch.Generator().manual_seed(0))
+    assert elbo32.dtype == torch.float32 and torch.isfinite(elbo32).all()
+    torch.testing.assert_close(elbo32.double(), elbo64, rtol=1e-6, atol=1e-5)
