@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 import os
 import re
 import shutil
@@ -58,7 +59,30 @@ def executed_downloads(app, exception) -> None:
     for docname in app.env.found_docs:
         source, run = Path(app.outdir) / "_sources" / f"{docname}.ipynb", executed / f"{docname}.ipynb"
         if source.exists() and run.exists():
-            shutil.copyfile(run, source)
+            notebook = json.loads(run.read_text(encoding="utf-8"))
+            for cell in notebook.get("cells", []):
+                if cell.get("outputs"):
+                    cell["outputs"] = without_repeated_streams(cell["outputs"])
+            source.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def without_repeated_streams(outputs: list[dict]) -> list[dict]:
+    """A cell's outputs without the stream outputs that an earlier one of the same name already holds.
+
+    myst-nb merges a cell's stdout (``nb_merge_streams``) into its first stdout output in place, and the executed
+    notebook it saves keeps the later outputs too: a table printed in two calls showed twice in the download.
+    """
+    first: dict[str, str] = {}
+    kept = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            text = "".join(output.get("text", ""))
+            name = output.get("name", "stdout")
+            if name in first and text.strip() and text.strip() in first[name]:
+                continue
+            first.setdefault(name, text)
+        kept.append(output)
+    return kept
 
 
 def setup(app):

@@ -40,3 +40,16 @@ def test_punctuation_that_ends_the_text_node_leaves_no_empty_node_behind():
     lvm_readable.keep_punctuation_with_maths(None, document, "page")
     assert para.astext() == "a, x."
     assert len(para.children) == 2
+
+
+def test_a_download_keeps_each_printed_line_once():
+    import lvm_release
+
+    merged = {"output_type": "stream", "name": "stdout", "text": "factors: a, b\n  a  b\nMIG 0.9 0.8\n"}
+    repeat = {"output_type": "stream", "name": "stdout", "text": "  a  b\nMIG 0.9 0.8\n"}
+    image = {"output_type": "display_data", "data": {"image/png": "..."}}
+    other = {"output_type": "stream", "name": "stdout", "text": "a new line\n"}
+    assert lvm_release.without_repeated_streams([merged, repeat, image]) == [merged, image]
+    assert lvm_release.without_repeated_streams([merged, other]) == [merged, other]  # new text stays
+    stderr = {"output_type": "stream", "name": "stderr", "text": "  a  b\n"}
+    assert lvm_release.without_repeated_streams([merged, stderr]) == [merged, stderr]  # another stream
