@@ -32,7 +32,13 @@ SCALE_RANGE: tuple[float, float] = (0.12, 0.25)
 #: the same after 90°, a triangle after 120°, an ellipse after 180°, and the range spans only 60°).
 ROTATION_RANGE: tuple[float, float] = (-math.pi / 6, math.pi / 6)
 _ELLIPSE_ASPECT = 0.5  # short semi-axis / long semi-axis
-_CHUNK = 2048  # images rendered at once (memory: _CHUNK * side² * supersample² booleans)
+# Sub-pixels rendered at once: 2,048 images of the default 20 x 20 pixels at 4 x 4 sub-pixels. The number of
+# images per chunk follows from it (a fixed 2,048 images of 512 x 512 pixels asked the allocator for 30 GB).
+_BUDGET = 2048 * 80 * 80
+
+
+def _chunk_size(side: int, supersample: int) -> int:
+    return max(1, _BUDGET // (side * supersample) ** 2)
 
 
 @dataclasses.dataclass
@@ -78,8 +84,9 @@ def shapes(n: int, side: int = 20, seed: int = 0, supersample: int = 2) -> Shape
     x, y = (0.25 + 0.5 * torch.rand(n, generator=gen, dtype=torch.float64) for _ in range(2))
     scale = _uniform(n, SCALE_RANGE, gen)
     rotation = _uniform(n, ROTATION_RANGE, gen)
-    images = torch.cat([_render(kind[i:i + _CHUNK], x[i:i + _CHUNK], y[i:i + _CHUNK], scale[i:i + _CHUNK],
-                                rotation[i:i + _CHUNK], side, supersample) for i in range(0, n, _CHUNK)])
+    chunk = _chunk_size(side, supersample)
+    images = torch.cat([_render(kind[i:i + chunk], x[i:i + chunk], y[i:i + chunk], scale[i:i + chunk],
+                                rotation[i:i + chunk], side, supersample) for i in range(0, n, chunk)])
     factors = torch.stack([kind.to(torch.float64), x, y, scale, rotation], dim=1).to(torch.float32)
     return Shapes(images, factors, FACTOR_NAMES, side)
 

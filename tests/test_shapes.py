@@ -52,3 +52,22 @@ def test_ink_matches_each_shapes_area_and_sits_at_its_centre():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         lvm.data.shapes(**kwargs)
+
+
+def test_the_chunk_of_images_rendered_at_once_shrinks_with_their_size():
+    # A fixed 2,048 images per chunk asked the allocator for about 30 GB at 512 x 512 pixels.
+    from lvm import shapes as module
+
+    assert module._chunk_size(20, 4) == 2048  # the default size, as before
+    assert module._chunk_size(512, 4) == 3
+    assert module._chunk_size(4096, 4) == 1  # one image at a time, however large
+
+
+def test_chunking_does_not_change_the_images(monkeypatch):
+    from lvm import shapes as module
+
+    whole = lvm.data.shapes(7, seed=3, side=12, supersample=2)
+    monkeypatch.setattr(module, "_BUDGET", 2 * 24 * 24)  # two images per chunk
+    assert module._chunk_size(12, 2) == 2
+    chunked = lvm.data.shapes(7, seed=3, side=12, supersample=2)
+    assert torch.equal(whole.images, chunked.images) and torch.equal(whole.factors, chunked.factors)
