@@ -327,3 +327,14 @@ def test_methods_reject_bad_x_and_z(linear_gaussian):
         with pytest.raises(ValueError, match=r"z must have shape \[\.\.\., 2\] \(its last dimension is d_z\), got "
                                              + re.escape(str(list(bad.shape)))):
             model.likelihood(bad)
+
+
+@pytest.mark.parametrize("evaluate", [lambda m, x: m.log_marginal(x), lambda m, x: m.posterior(x),
+                                      lambda m, x: lvm.ancestral_sample(m, 2)])
+def test_a_model_whose_parameters_turned_nan_says_so(evaluate):
+    # A NaN in W gave torch's "not positive-definite" dump (or a NaN-filled Normal) instead of a sentence.
+    model = lvm.LinearGaussian(torch.randn(4, 2), torch.zeros(4), sigma=0.5)
+    with torch.no_grad():
+        model.W[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="the model's W is not finite"):
+        evaluate(model, torch.randn(3, 4))

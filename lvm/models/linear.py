@@ -67,8 +67,17 @@ class LinearGaussian(LatentVariableModel):
         zeros = torch.zeros(self.z_dim, dtype=self.W.dtype, device=self.W.device)
         return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=validation(zeros)), 1)
 
+    def _check_parameters(self) -> None:
+        """Finite W, b and σ, or a sentence: a W that training turned NaN gave torch's positive-definite dump."""
+        for name, value in (("W", self.W), ("b", self.b), ("sigma", self.sigma)):
+            if readable(value) and not bool(torch.isfinite(value.detach()).all()):
+                raise ValueError(f"the model's {name} is not finite (NaN or inf), so no density can be evaluated: "
+                                 "if training put it there, train again with a smaller learning rate")
+        _check_representable(self.W, self.sigma)
+
     def likelihood(self, z: torch.Tensor) -> Independent:
         """p(x | z) = N(W z + b, σ² I), event shape ``[d_x]``, batched over the leading dimensions of ``z``."""
+        self._check_parameters()
         z = as_tensor(z, "z", dtype=self.W.dtype).to(self.W.device)
         if z.dim() < 1 or z.shape[-1] != self.z_dim:
             raise ValueError(f"z must have shape [..., {self.z_dim}] (its last dimension is d_z), "
@@ -83,6 +92,7 @@ class LinearGaussian(LatentVariableModel):
 
     def marginal(self) -> MultivariateNormal:
         """p(x) = ∫ p(z) p(x | z) dz = N(b, W Wᵀ + σ² I) (eq. ``lg-marginal``)."""
+        self._check_parameters()
         return MultivariateNormal(self.b, covariance_matrix=self.marginal_covariance(),
                                   validate_args=validation(self.b))
 
@@ -98,6 +108,7 @@ class LinearGaussian(LatentVariableModel):
         and the posterior covariance does not depend on x.
         """
         x = self._check_x(x)
+        self._check_parameters()
         m_inv = torch.cholesky_inverse(torch.linalg.cholesky(self._m_matrix()))
         mean = (x - self.b) @ self.W @ m_inv  # M⁻¹ is symmetric: row i is (M⁻¹ Wᵀ (x_i − b))ᵀ
         check_overflow(mean, x, "the posterior mean")
