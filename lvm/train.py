@@ -270,7 +270,8 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
                 seconds = time.perf_counter() - t0
                 if not (math.isfinite(train_sum) and ok == 1.0):
                     model.load_state_dict(good_state)
-                    raise _non_finite(train_sum, epoch, optimizer.param_groups[0]["lr"], history)
+                    at_start = _loss_at(loss_fn, model, train, batch_size, epoch, autocast)
+                    raise _non_finite(train_sum, epoch, optimizer.param_groups[0]["lr"], history, at_start)
                 good_state = _copy_state(model)
                 history.append(epoch, train_sum / len(train[0]), None if val is None else val_sum / len(val[0]),
                                seconds, optimizer.param_groups[0]["lr"])
@@ -286,8 +287,24 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int, objective: Obje
     return history
 
 
-def _non_finite(train_sum: float, epoch: int, lr: float, history: History) -> NonFiniteLossError:
+def _loss_at(loss_fn, model, data: tuple[torch.Tensor, ...], batch_size: int, epoch: int, autocast) -> float:
+    """The loss on the first batch at the model's current weights, without a step (only after a failure)."""
+    rows = slice(0, batch_size)
+    batch = data[0][rows] if len(data) == 1 else (data[0][rows], data[1][rows])
+    with torch.no_grad(), autocast():
+        loss, _ = loss_fn(batch, epoch)
+    return float(loss)
+
+
+def _non_finite(train_sum: float, epoch: int, lr: float, history: History, at_start: float = 0.0
+                ) -> NonFiniteLossError:
     last = f"the end of epoch {epoch - 1}" if epoch > 1 else "initialisation"
+    if not math.isfinite(at_start):
+        # Not the learning rate's doing: no step was taken.
+        return NonFiniteLossError(
+            f"the training loss became {train_sum:g} in epoch {epoch}, and the objective is already {at_start:g} "
+            f"at the weights from {last}, before any step: the objective (or the data it is given) produces it, "
+            "not the learning rate. The model holds those weights.", history, epoch)
     return NonFiniteLossError(
         f"the training loss became {train_sum:g} (or the weights non-finite) in epoch {epoch}; the model holds "
         f"the weights from {last}. Try a smaller learning rate than lr={lr:g} (e.g. 10 times smaller), and check "

@@ -651,3 +651,15 @@ def test_validation_data_that_do_not_suit_the_model_are_refused_before_training(
     assert_same_params(initial, params(model))
     with pytest.raises(ValueError, match=r"x_val is a pair \(x, y\), but a VAE takes no labels"):
         lvm.fit(new_model(), x, epochs=1, x_val=(x, y), progress=False, device="cpu")
+
+
+def test_a_loss_that_is_nan_before_any_step_is_not_blamed_on_the_learning_rate():
+    # Every NaN was blamed on lr, even one the objective gives at the starting weights.
+    def nan_objective(model, batch, epoch):
+        return lvm.objectives.elbo()(model, batch, epoch) * float("nan")
+
+    model = new_model()
+    initial = params(model)
+    with pytest.raises(NonFiniteLossError, match="before any step: the objective .* not the learning rate"):
+        lvm.fit(model, prototype_data(8), epochs=2, progress=False, device="cpu", objective=nan_objective)
+    assert_same_params(initial, params(model))
