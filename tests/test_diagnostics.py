@@ -55,6 +55,23 @@ def test_active_units_count_the_dimensions_whose_posterior_mean_varies_with_x():
     assert active_units(model, x, threshold=10.0) == 0
 
 
+def test_active_units_divide_by_n_and_need_more_than_the_threshold():
+    # Two examples, x_0 = 1 and 0: μ_0 = 2 and 0, whose variance is 1 divided by n = 2 (the docstring's, and
+    # the one for which KL_j >= A_j / 2 holds) but 2 divided by n - 1. At threshold 1.5, dividing by n - 1
+    # counts dimension 0 as active; at threshold 1 exactly it is not active ("above", not "at least"), and
+    # ">=" in place of ">" counts it. The other dimensions do not move (x_1 = x_2 = 0 in both examples).
+    x = torch.zeros(2, D)
+    x[0, 0] = 1.0
+    assert active_units(hand_built_vae(), x, threshold=1.5) == 0
+    assert active_units(hand_built_vae(), x, threshold=1.0) == 0
+    assert active_units(hand_built_vae(), x, threshold=0.99) == 1
+    # and for three examples, μ_0 = 2, 0, 0: variance 8/9 over n, 4/3 over n - 1
+    x3 = torch.zeros(3, D)
+    x3[0, 0] = 1.0
+    assert active_units(hand_built_vae(), x3, threshold=1.0) == 0
+    assert active_units(hand_built_vae(), x3, threshold=0.88) == 1
+
+
 def test_diagnostics_leave_the_training_mode_and_the_gradients_alone():
     model = hand_built_vae()
     model.train()

@@ -111,6 +111,24 @@ def test_a_redraw_is_cheap_and_the_stand_in_titles_each_setting(setting):
                           atol=1e-6)
 
 
+def test_the_controls_start_at_no_edit_and_offer_every_image(setting):
+    model, codes, vector, images = setting
+    explorer = attribute_explorer(model, codes, vector, images=images)
+    slider, choice = explorer.controls["strength"], explorer.controls["image"]
+    # Every one of the n = 5 images can be chosen (the chapter promises "another of the eight images");
+    # range(n - 1) would leave the last out.
+    assert tuple(choice.options) == tuple(range(len(codes)))
+    # The slider starts at η = 0, the unedited code, and moves in the step asked for (0.25 by default):
+    # starting at the lowest η, -3, or a step of 1.0 fails here.
+    assert (slider.value, slider.min, slider.max, slider.step) == (0.0, -3.0, 3.0, 0.25)
+    assert explorer.figure.axes[2].lines[-1].get_xdata()[0] == 0.0  # and the first drawing marks η = 0
+    other = attribute_explorer(model, codes, vector, strengths=(-1.0, 2.0), step=0.5)
+    assert (other.controls["strength"].value, other.controls["strength"].step) == (0.0, 0.5)
+    # A range without 0 starts at its end nearest to 0.
+    assert attribute_explorer(model, codes, vector, strengths=(0.5, 2.0)).controls["strength"].value == 0.5
+    assert attribute_explorer(model, codes, vector, strengths=(-2.0, -0.5)).controls["strength"].value == -0.5
+
+
 def test_bad_arguments_are_named(setting):
     model, codes, vector, images = setting
     with pytest.raises(TypeError, match="model"):
