@@ -543,7 +543,7 @@ def _check_scheduled_lr(optimizer: torch.optim.Optimizer, epoch: int) -> None:
                              "(a negative one climbs the loss). The weights are those of the epoch before.")
         if lr == 0:
             warnings.warn(f"scheduler set the learning rate to 0 for epoch {epoch}: that epoch trains nothing",
-                          stacklevel=4)
+                          stacklevel=3)
 
 
 def _schedule(scheduler, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
