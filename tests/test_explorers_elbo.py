@@ -128,6 +128,8 @@ def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature(
         # The numbers written beside the rows are the same, to the two decimals shown, each beside its own row.
         written = {2.0: f"log p(x) {want_log_px:.2f}", 1.0: f"ELBO {want_elbo:.2f}", 0.0: f"KL {want_gap:.2f}"}
         assert drawn_rows(explorer.figure) == {row: w.replace("-", "\u2212") for row, w in written.items()}
+        # The panel's title says how the rows relate; "ELBO = log p(x) + KL" would contradict the bar.
+        assert explorer.figure.axes[1].get_title() == "ELBO = log p(x) \u2212 KL"
         # One dotted guide at the ELBO and one at log p(x); with the ELBO's guide drawn at log p(x) both would
         # stand there, 9.7, 1.4 and 0.81 nats right of the ELBO at the first three settings.
         assert dotted_guides(explorer.figure) == pytest.approx(sorted([want_elbo, want_log_px]), abs=1e-7)
@@ -139,6 +141,8 @@ def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature(
             left = explorer.figure.axes[1].get_xlim()[0]
             assert list(head.get_xdata()) == [left] and list(head.get_ydata()) == [1]
             assert left == pytest.approx(log_px - 4.0, abs=1e-12) and elbo < left
+            # Drawn on the axis' edge, the head is half outside it: clipped to the axes, half of it would vanish.
+            assert head.get_clip_on() is False
         else:
             assert heads == []  # an arrow head drawn at every setting: one here
         gaps.append(gap)
@@ -195,7 +199,10 @@ def test_the_drawn_densities_are_q_and_the_posterior():
     for s_value in (0.7, 0.02):
         explorer.controls["s"].value = s_value
         top = explorer.figure.axes[0]
-        assert max(max(line.get_ydata()) for line in top.get_lines()[:2]) <= top.get_ylim()[1]
+        peak = max(max(line.get_ydata()) for line in top.get_lines()[:2])
+        # With room above the peak: the module leaves at least 10% (1.1 × q's peak, 2.5 × the posterior's);
+        # a top limit at exactly the peak would flatten it against the frame, under the legend.
+        assert top.get_ylim()[1] >= 1.09 * peak
     explorer.controls["s"].value = 0.7
     # The one shaded area is q's: its polygon's upper edge is q's density at every z and its lower edge 0.
     # Shading the posterior instead would put the upper edge at the posterior's density, up to 0.35 from q's
@@ -209,6 +216,9 @@ def test_the_drawn_densities_are_q_and_the_posterior():
     np.testing.assert_allclose(xs, z, rtol=0, atol=1e-12)
     np.testing.assert_allclose(upper, q, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(lower, 0.0)
+    # The caption says "dashed, shaded": the shade is seen (alpha 0.15 in the module; alpha 0 hides it) and the
+    # line over it is dashed (checked above).
+    assert shade.get_alpha() is not None and shade.get_alpha() > 0
     # The posterior p(x, z) / p(x) by quadrature; a posterior with σ² M⁻¹ replaced by M⁻¹ would be off by 0.2.
     _, log_px, _ = by_quadrature(0.0, 1.0)
     np.testing.assert_allclose(posterior_line.get_ydata(), np.exp(log_joint(z) - log_px), rtol=1e-6, atol=1e-9)
