@@ -225,3 +225,36 @@ def test_the_steps_back_are_densities_and_every_curve_fits_inside_its_panel():
                 # the tops lie 1.35 (above) and 1.6 (below) times the tallest curve; squeezed to 0.9 times, or
                 # set above from the data's density alone (0.30, under N(0, 1)'s peak of 0.40), they clip a curve
                 assert bottom_limit == 0 and top_limit >= tallest, (x0, t, ax.get_ylim(), tallest)
+
+
+def test_the_titles_and_line_styles_are_those_the_caption_names():
+    # Fig. 9.1's caption and alt text tell the curves apart by style alone: the data dotted and black, N(0, 1)
+    # dashed grey, q(x_t) solid blue, the step back given x_0 solid vermilion-orange (a vertical line at t = 1),
+    # the true step dash-dotted green, x_0 a black circle and x_t a blue triangle; and the text reads ᾱ_t from
+    # the top title. Each line's style is checked for what the caption says, and the two steps back for being
+    # told apart (drawn in one colour and style they are indistinguishable).
+    from matplotlib.colors import to_rgb
+
+    def style(ax, label):
+        lines = [line for line in ax.get_lines() if line.get_label() == label]
+        assert len(lines) == 1, label
+        line = lines[0]
+        return line.get_linestyle(), to_rgb(line.get_color()), line.get_marker()
+
+    blue, orange, green = to_rgb("#0072B2"), to_rgb("#D55E00"), to_rgb("#009E73")
+    black, grey = to_rgb("black"), to_rgb("0.3")
+    explorer = diffusion_explorer(MIXTURE, steps=10, final=1e-3, x0=3.0)
+    for t in (1, 4):
+        explorer.controls["t"].value = t
+        top, bottom = explorer.figure.axes[:2]
+        # ᾱ_t written out; the module's format is .3g. ᾱ_{t-1} in its place reads "1" at t = 1 and 0.126 at t = 4
+        assert f"= {1e-3 ** (t / 10):.3g} of the signal" in top.get_title(), (t, top.get_title())
+        assert style(top, "data")[:2] == (":", black)  # solid or dashed data would read as q(x_t) or N(0, 1)
+        assert style(top, r"$\mathcal{N}(0, 1)$")[:2] == ("--", grey)  # dotted, it would read as the data
+        assert style(top, "$q(x_t)$")[:2] == ("-", blue)
+        given = r"$q(x_0 \mid x_1, x_0)$" if t == 1 else r"$q(x_{t-1} \mid x_t, x_0)$"
+        reverse = r"$q(x_0 \mid x_1)$" if t == 1 else r"$q(x_{t-1} \mid x_t)$"
+        assert style(bottom, given)[:2] == ("-", orange)
+        assert style(bottom, reverse)[:2] == ("-.", green)  # the same colour and style as `given` fails here
+        assert style(bottom, "$x_0$") == ("None", black, "o")
+        assert style(bottom, "$x_1$" if t == 1 else "$x_t$") == ("None", blue, "^")
