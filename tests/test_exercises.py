@@ -89,6 +89,12 @@ def test_an_untouched_stub_gets_a_note_that_names_its_function(check, function_n
     assert str(caught.value).startswith(f"{function_name} is not written yet:")
     assert caught.value._render_traceback_() == [str(caught.value)]
     assert isinstance(caught.value, ExerciseFeedback)  # still a failure: an autograder gives no credit
+    # The site highlights it as a traceback; a token that lexer cannot read (a backtick) is a build warning.
+    from IPython.lib.lexers import IPythonTracebackLexer
+    from pygments.token import Error
+
+    unreadable = [text for kind, text in IPythonTracebackLexer().get_tokens(str(caught.value)) if kind in Error]
+    assert unreadable == [], f"the traceback lexer cannot read {unreadable}"
 
 
 TRIAL_CHECKS = [c for c in (getattr(exercises, n) for n in exercises.__all__ if n.startswith("check_"))

@@ -119,7 +119,8 @@ def _invoke(fn: Callable, name: str, *args: Any, copies: bool = True,
     try:
         return fn(*(_copies(*args) if copies else args))
     except NotImplementedError:
-        raise NotWrittenYet(f"{name} is not written yet: write its body in place of its `raise` line, then run "
+        # No backticks or quotes: the site highlights this output as a traceback, and its lexer chokes on them.
+        raise NotWrittenYet(f"{name} is not written yet: write its body in place of the line that raises, then run "
                             "this check again.") from None
     except ExerciseFeedback:
         raise
