@@ -92,6 +92,7 @@ def test_mixture_figures_draw_what_they_say():
     fig, ax = plt.subplots()
     lvm.plot.plot_responsibilities(model, ax=ax)
     assert len(ax.collections) == 2
+    assert ax.get_ylim() == (0, 1)  # the stacked areas fill the interval from 0 to 1, no band above
     with pytest.raises(ValueError, match="model"):
         lvm.plot.plot_mixture(lvm.GaussianMixture([1.0], torch.zeros(1, 2), torch.ones(1, 2)))
     plt.close("all")
@@ -113,6 +114,8 @@ def test_samples_vs_density_draws_a_normalised_histogram_under_the_density():
     widths = [patch.get_width() for patch in ax.patches]
     assert len(heights) == 40 and abs(sum(h * w for h, w in zip(heights, widths)) - 1) < 1e-6
     assert ax.get_lines()[-1].get_label() == "fitted $p(x)$"
+    grid = ax.get_lines()[-1].get_xdata()  # the density over all the samples, not part of them
+    assert grid.min() <= float(x.min()) and grid.max() >= float(x.max())
     plt.close("all")
 
 

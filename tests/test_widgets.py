@@ -114,7 +114,9 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     live = explorer.values()
     stand_in = explorer.stand_in([{"m0": 1.5}, {"w0": 0.2}])
     assert explorer.values() == live  # writing the settings into the sliders would stack them up
-    # Only what a reader can set live: beyond a slider's range, or off its step grid, is refused.
+    # Only what a reader can set live: a value beyond a slider's range is refused (one between two steps is
+    # let through: the reader sets the nearest). The chapter's settings sit on the sliders' steps.
+    assert [explorer.controls[name].step for name in ("w0", "m0", "s0")] == [0.01, 0.05, 0.05]
     with pytest.raises(ValueError, match=r"s1 = 5 is beyond its slider \(0.05 to 3\)"):
         explorer.stand_in([{"s1": 5.0}])
     with pytest.raises(ValueError, match=r"m0 = -7 is beyond its slider \(-6 to 6\)"):
