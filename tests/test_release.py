@@ -28,7 +28,10 @@ def landing_bibtex() -> dict[str, str]:
     text = "".join("".join(c["source"]) for c in intro["cells"] if c["cell_type"] == "markdown")
     block = re.search(r"```bibtex\n(.*?)```", text, re.DOTALL)
     assert block, "the landing page has no ```bibtex block under 'How to cite'"
-    return dict(re.findall(r"^\s*(\w+)\s*=\s*\{+(.*?)\}+,?\s*$", block.group(1), re.MULTILINE))
+    # A field may wrap over lines (the site shows 76 characters): its value runs to the brace before "," or "}".
+    fields = re.findall(r"^\s*(\w+)\s*=\s*\{+(.*?)\}+,?\s*$(?=\n\s*(?:\w+\s*=|\}))", block.group(1),
+                        re.MULTILINE | re.DOTALL)
+    return {name: " ".join(value.split()) for name, value in fields}
 
 
 def test_one_version_everywhere():
