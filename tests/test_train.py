@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import lvm
+from lvm.resume import FORMAT
 from lvm.train import History, NonFiniteLossError
 
 D = 16  # tiny data: 16 binary pixels
@@ -68,7 +69,8 @@ def test_fit_raises_the_elbo_and_records_history():
     assert history.val_elbo[-1] > history.val_elbo[0] + 2.0
     assert history.val_elbo[-1] > -9.0  # far above the −11.09 nats of 16 fair coins
     d = history.as_dict()
-    assert set(d) == {"epoch", "train_elbo", "val_elbo", "seconds", "lr", "device"}
+    assert set(d) == {"epoch", "train_objective", "val_elbo", "seconds", "lr", "device",
+                      "objective"}  # train_objective was train_elbo: objectives have names
     assert history.lr == [FIT["lr"]] * 12  # no scheduler: a constant learning rate
     assert History.from_dict(json.loads(json.dumps(d))) == history
 
@@ -252,7 +254,7 @@ def test_a_checkpoint_from_before_fingerprints_resumes_with_a_warning(tmp_path):
     lvm.save_checkpoint(path, old | {"format": 1})  # as lvm wrote it before storing the data's fingerprint
     with pytest.warns(UserWarning, match="cannot check that they are the data it was trained on"):
         history = lvm.fit(new_model(), x, epochs=2, seed=0, checkpoint=path, **FIT)
-    assert history.epoch == [1, 2] and lvm.load_checkpoint(path)["format"] == 3
+    assert history.epoch == [1, 2] and lvm.load_checkpoint(path)["format"] == FORMAT
 
 
 def test_an_unwritable_checkpoint_location_is_refused_before_training(tmp_path):
