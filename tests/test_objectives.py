@@ -13,7 +13,8 @@ from torch.nn import functional as F
 
 import lvm
 from lvm.models.vae import MIN_STD
-from lvm.objectives import elbo, iwae, unpack
+from lvm.objectives import (NamedObjective, Objective, as_objective, describe, elbo, iwae,
+                            record, unpack)
 
 N, D, Z = 6, 16, 3
 
@@ -252,3 +253,130 @@ def test_a_custom_objective_receives_pairs_and_may_use_the_labels_itself():
     history = lvm.fit(model, (x, y), objective=weighted, **fit_kw(epochs=1))
     assert len(history.train_elbo) == 1
     assert sorted(torch.cat(seen).tolist()) == sorted(y.tolist())  # every label, batched with its row
+
+
+# --- objectives have names ----------------------------------------------------------
+
+
+def test_an_objective_has_a_name_and_its_settings():
+    beta_8, iwae_16 = elbo(beta=8), iwae(16)
+    assert isinstance(beta_8, Objective) and isinstance(iwae_16, Objective)
+    assert beta_8.name == "elbo" and beta_8.settings["beta"] == 8
+    assert beta_8.settings == {"beta": 8.0, "free_bits": 0.0, "warmup_epochs": 0,
+                               "n_samples": 1}
+    assert iwae_16.name == "iwae" and iwae_16.settings == {"k": 16}
+    assert str(iwae_16) == "iwae(k=16)"
+    assert describe(beta_8) == ("elbo(beta=8.0, free_bits=0.0, warmup_epochs=0, "
+                                "n_samples=1)")
+    assert record(iwae_16) == {"name": "iwae", "settings": {"k": 16}}
+    # Built again (a notebook after a restart): the same objective; other settings: not.
+    assert iwae(16) == iwae_16 and iwae(8) != iwae_16 and elbo(beta=8.0) == beta_8
+    assert hash(iwae(16)) == hash(iwae_16)
+
+
+def kl_weight_from_a_list(model, batch, epoch):
+    """One of the extensions a chapter writes: a KL weight read from a list."""
+    weights = [0.1, 0.5, 1.0]
+    return elbo(beta=weights[min(epoch, 3) - 1])(model, batch, epoch)
+
+
+class StudentT:
+    """A callable object, as a reader might write one."""
+
+    def __call__(self, model, batch, epoch):
+        return lvm.elbo(model, batch, model.encode(batch))
+
+
+def test_a_plain_function_is_named_after_its_qualname_with_no_settings():
+    named = as_objective(kl_weight_from_a_list)
+    assert named.name == "kl_weight_from_a_list" and dict(named.settings) == {}
+
+    def local(model, batch, epoch):
+        return batch
+
+    here = "test_a_plain_function_is_named_after_its_qualname_with_no_settings.<locals>"
+    assert as_objective(local).name == f"{here}.local"
+    assert as_objective(lambda m, b, e: m).name == f"{here}.<lambda>"
+    assert as_objective(StudentT()).name == "StudentT"
+    model, x = model_and_data(13)
+    torch.manual_seed(0)
+    values = named(model, x, 2)
+    torch.manual_seed(0)
+    assert torch.equal(values, kl_weight_from_a_list(model, x, 2))  # calls the function
+
+
+class TCVAE:
+    """An objective that follows the protocol itself: its settings are recorded."""
+
+    name = "beta-tcvae"
+
+    def __init__(self, beta):
+        self.settings = {"beta": np.float32(beta), "weights": (1, 2.5)}
+
+    def __call__(self, model, batch, epoch):
+        return lvm.elbo(model, batch, model.encode(batch))
+
+
+def test_an_object_with_a_name_and_settings_is_used_as_it_is_and_recorded():
+    objective = TCVAE(6)
+    assert as_objective(objective) is objective
+    # Plain values, so that a weights_only checkpoint can hold them
+    assert record(objective) == {"name": "beta-tcvae",
+                                 "settings": {"beta": 6.0, "weights": [1, 2.5]}}
+    model, x = model_and_data(14)
+    history = lvm.fit(model, x, objective=objective, **fit_kw(epochs=1))
+    assert history.objective == [record(objective)]
+
+
+@pytest.mark.parametrize("settings, said", [
+    ({"beta": torch.ones(3)}, r"objective.settings\['beta'\] must be a number"),
+    ({"net": torch.nn.Linear(2, 2)}, r"objective.settings\['net'\] must be a number"),
+    ({1: 2.0}, "objective.settings must have string keys"),
+    ([("beta", 1.0)], "objective.settings must be a mapping"),
+])
+def test_settings_a_checkpoint_could_not_store_are_refused_before_training(settings,
+                                                                          said):
+    plain = lambda m, b, e: lvm.elbo(m, b, m.encode(b))  # noqa: E731
+    objective = NamedObjective("mine", settings, plain)
+    model, x = model_and_data(15)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=said):
+        lvm.fit(model, x, objective=objective, **fit_kw())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_an_objective_needs_a_name():
+    with pytest.raises(ValueError, match="objective.name must be a non-empty string"):
+        record(NamedObjective("", {}, lambda m, b, e: b))
+
+
+@pytest.mark.parametrize("n_samples", [1, 3])
+def test_the_default_objective_is_the_named_elbo_for_any_model(n_samples):
+    # No special case in fit: objective=None is lvm.objectives.elbo(n_samples=...), to
+    # the bit, and that works for a q that does not factorise (a two-level VAE's), as
+    # the default always did.
+    def run(objective):
+        torch.manual_seed(0)
+        model = lvm.TwoLevelVAE(D, 2, 2, hidden=(8,), hidden_top=(8,))
+        x = (torch.rand(N, D, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+        history = lvm.fit(model, x, objective=objective, n_samples=n_samples,
+                          **fit_kw(epochs=2))
+        return history, model.state_dict()
+
+    default, default_state = run(None)
+    named, named_state = run(elbo(n_samples=n_samples))
+    assert default.train_objective == named.train_objective
+    assert all(torch.equal(v, named_state[k]) for k, v in default_state.items())
+    assert default.objective == [record(elbo(n_samples=n_samples))] * 2
+
+
+def test_history_records_the_objective_of_every_epoch_and_the_bar_shows_its_name(
+        capsys, monkeypatch):
+    monkeypatch.setenv("LVM_PROGRESS", "plain")
+    model, x = model_and_data(16)
+    history = lvm.fit(model, x, objective=iwae(3), **fit_kw(progress=True))
+    assert history.objective == [{"name": "iwae", "settings": {"k": 3}}] * 2
+    assert "train_iwae=" in capsys.readouterr().out
+    lvm.fit(model, x, objective=lambda m, b, e: lvm.elbo(m, b, m.encode(b)),
+            **fit_kw(progress=True))
+    assert "train_objective=" in capsys.readouterr().out  # "...<lambda>" is no label

@@ -685,3 +685,77 @@ def test_compile_true_trains_as_eager_mode_does_on_the_cpu():
     assert compiled.train_elbo == pytest.approx(eager.train_elbo, abs=1e-4)
     for name, value in eager_model.state_dict().items():
         torch.testing.assert_close(compiled_model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+
+
+# --- History: train_objective, and train_elbo for the code written before ----------
+
+
+def test_train_elbo_is_the_old_name_of_train_objective():
+    history = lvm.fit(new_model(), prototype_data(32), epochs=2, seed=0, **FIT)
+    assert history.train_elbo is history.train_objective
+    assert len(history.train_elbo) == 2
+    old = History(epoch=[1], train_elbo=[-1.0])  # as chapters and plots build one
+    assert old.train_objective == [-1.0]
+    assert old == History(epoch=[1], train_objective=[-1.0])
+    old.train_elbo = [-2.0]
+    assert old.train_objective == [-2.0]
+    with pytest.raises(ValueError, match="not both"):
+        History(train_objective=[1.0], train_elbo=[1.0])
+
+
+def test_histories_written_before_objectives_had_names_still_load():
+    old = {"epoch": [1, 2], "train_elbo": [-3.0, -2.0], "val_elbo": [],
+           "seconds": [0.1, 0.1], "lr": [1e-3, 1e-3], "device": "cpu"}
+    history = History.from_dict(old)
+    assert history.train_objective == [-3.0, -2.0] and history.objective == [None, None]
+    assert History.from_dict(history.as_dict()) == history
+
+
+# --- the shape of the code: fit reads top to bottom ----------------------------------
+
+
+def test_every_warning_of_fit_points_at_the_callers_line(tmp_path):
+    # The checks moved out of fit into helpers: each warning must still name the line
+    # that called fit, not a line inside lvm.
+    import warnings
+
+    path = tmp_path / "old.pt"
+    lvm.fit(new_model(), prototype_data(16), epochs=1, checkpoint=path, **FIT)
+    state = lvm.load_checkpoint(path)
+    del state["data"], state["objective"]
+    lvm.save_checkpoint(path, state | {"format": 1})
+    zero_then_on = lambda opt: torch.optim.lr_scheduler.LambdaLR(  # noqa: E731
+        opt, lambda e: float(e != 1))
+    calls = [
+        dict(amp=True),  # amp on the CPU
+        dict(data=grey_data(16)),  # not binary
+        dict(transform=lambda t: t * 1.0, data=grey_data(16)),  # transform not binary
+        dict(scheduler=zero_then_on, epochs=2),  # lr 0 for an epoch
+        dict(checkpoint=path, epochs=2),  # no fingerprint, no objective recorded
+    ]
+    for kwargs in calls:
+        args = dict(FIT, data=prototype_data(16), epochs=1) | kwargs
+        data = args.pop("data")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lvm.fit(new_model(), data, **args)
+        assert caught, kwargs
+        for w in caught:
+            assert w.filename == __file__, (str(w.message), w.filename, kwargs)
+
+
+def test_the_modules_of_fit_import_no_private_name_of_another_module():
+    import ast
+    import pathlib
+
+    package = pathlib.Path(lvm.__file__).parent
+    for name in ("train", "resume", "history", "_fit_checks", "checkpoint", "device"):
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"lvm/{name}.py imports {private}"
+            modules = ("objectives", "bounds", "checkpoint", "device")
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id in modules:
+                assert not node.attr.startswith("_"), f"lvm/{name}.py uses {node.attr}"
