@@ -143,6 +143,9 @@ def test_each_slider_redraws_and_the_drawn_elbo_and_gap_are_those_of_quadrature(
             assert left == pytest.approx(log_px - 4.0, abs=1e-12) and elbo < left
             # Drawn on the axis' edge, the head is half outside it: clipped to the axes, half of it would vanish.
             assert head.get_clip_on() is False
+            # The alt text calls it a blue arrow head: in the ELBO dot's colour. In black, the log p(x) diamond's
+            # colour, it would read as marking log p(x).
+            assert to_rgb(head.get_color()) == to_rgb(drawn(explorer.figure, "elbo").get_color())
         else:
             assert heads == []  # an arrow head drawn at every setting: one here
         gaps.append(gap)
