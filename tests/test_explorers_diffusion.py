@@ -182,6 +182,18 @@ def test_at_step_1_the_step_back_given_x0_is_x0_and_the_true_one_is_lvm_s_last_s
     assert f"$x_1$ = {x1:.2f}" in bottom.get_title()
 
 
+
+def test_the_default_noise_is_epsilon_1_as_the_chapter_reads_it():
+    # Fig. 9.1's caption says ε = 1, its alt text puts x_1 at 2.83, and the total variation table of chapter 9
+    # is computed with ε = 1; the chapter passes noise=1.0, and a reader who builds the explorer without it must
+    # see the same figure. x_1 = √ᾱ_1 3 + √(1 − ᾱ_1) with ᾱ_1 = (10⁻³)^(1/10): 2.83; a default of 0.8 gives 2.69
+    explorer = diffusion_explorer(MIXTURE, x0=3.0)
+    assert explorer.controls["t"].value == 1
+    title = explorer.figure.axes[1].get_title()
+    assert "$x_1$ = 2.83" in title, title
+    explicit = diffusion_explorer(MIXTURE, steps=10, final=1e-3, x0=3.0, noise=1.0)
+    assert explicit.figure.axes[1].get_title() == title
+
 def test_the_two_steps_back_first_part_then_draw_closer_at_every_step():
     # chapter 9 says: with x_0 = 3 the lower panel's two curves move slightly apart from t = 2 to 4, and from
     # t = 4 on lie closer at every step
