@@ -129,6 +129,22 @@ def test_the_plotted_mean_is_lvms_bound_on_the_same_draws_and_lies_below_the_exa
     assert explorer.estimates[64].std() < 0.6 * explorer.estimates[1].std()
 
 
+def test_the_mean_is_drawn_thinner_than_both_reference_lines(built):
+    explorer, *_ = built
+    # At large K the mean sits on log p(x), and at K = 1 near the ELBO: the module draws both reference lines
+    # wide and the mean thin over them, so that each stays visible (the chapter's alt text says so). A mean
+    # drawn as wide as them, lw=2.6, would cover the line it sits on.
+    for k in (1, max(KS)):
+        explorer.controls["k"].value = k
+        (ax,) = explorer.figure.axes
+        width = {line.get_label(): line.get_linewidth() for line in ax.lines}
+        assert width["mean"] < width[LOG_PX] and width["mean"] < width["ELBO"], width
+        (mean,) = [line for line in ax.lines if line.get_label() == "mean"]
+        # Over them: drawn later, or above them in z-order.
+        assert all((mean.get_zorder(), ax.lines.index(mean)) > (line.get_zorder(), ax.lines.index(line))
+                   for line in ax.lines if line is not mean)
+
+
 def bars(explorer) -> tuple[np.ndarray, np.ndarray]:
     """The heights and the edges of the histogram bars in the explorer's current figure."""
     (ax,) = explorer.figure.axes
