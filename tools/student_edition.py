@@ -34,6 +34,18 @@ SITE_ASSETS = ["_static", "_ext"]
 CHECK_CALL = "lvm.exercises.check_"
 STUDENT_BRANCH = "student-edition"
 SOLUTION_DIRECTIVE = re.compile(r"^(```|:::)\{solution\}", re.MULTILINE)
+CHECKED_FUNCTION = re.compile(r"^lvm\.exercises\.check_\w+\((\w+)\)\s*$")
+# A coding exercise is worth this many points, in nbgrader's metadata here and in the Otter assignments.
+POINTS_PER_CODING_EXERCISE = 2
+
+
+def nbgrader_metadata(kind: str, grade_id: str) -> dict:
+    """nbgrader's cell metadata (schema 3): the stub is the student's answer, the check cell is graded and
+    locked, so nbgrader users can grade the student notebooks as they are."""
+    answer = kind == "answer"
+    meta = {"grade": not answer, "solution": answer, "locked": not answer, "grade_id": grade_id,
+            "schema_version": 3}
+    return meta if answer else {**meta, "points": POINTS_PER_CODING_EXERCISE}
 
 
 def stub_for(source: str) -> str | None:
@@ -72,10 +84,16 @@ def student_notebook(nb: dict) -> dict:
                     continue
                 # The stub is the student's to fill in: shown open, not folded like the answer it replaces.
                 tags = [t for t in cell["metadata"]["tags"] if t not in ("solution", "hide-input")] + ["exercise"]
-                cell = {**cell, "source": stub, "metadata": {**cell["metadata"], "tags": tags}}
+                names = "_".join(node.name for node in ast.parse(stub).body if isinstance(node, ast.FunctionDef))
+                metadata = {**cell["metadata"], "tags": tags, "nbgrader": nbgrader_metadata("answer", names)}
+                cell = {**cell, "source": stub, "metadata": metadata}
             elif CHECK_CALL in source:
                 tags = [*cell.get("metadata", {}).get("tags", []), "raises-exception"]
-                cell = {**cell, "metadata": {**cell.get("metadata", {}), "tags": tags}}
+                metadata = {**cell.get("metadata", {}), "tags": tags}
+                checked = CHECKED_FUNCTION.match(source.strip())
+                if checked:
+                    metadata["nbgrader"] = nbgrader_metadata("check", f"check_{checked.group(1)}")
+                cell = {**cell, "metadata": metadata}
         cells.append(cell)
     return {**nb, "cells": cells}
 

@@ -1,0 +1,159 @@
+"""The Otter-Grader assignments grade as a lecturer needs: real ``otter run`` on the real autograder zips.
+
+CI writes the assignments with ``python tools/otter_assign.py _build/otter`` (or set ``LVM_OTTER_DIR``) after
+installing the ``[instructor]`` extra, then selects these tests with ``-m instructor``. They fail (do not skip) when
+the assignments are missing. For every chapter with coding exercises:
+
+- the instructor's solutions get full marks on every question;
+- the untouched student notebook gets zero on every question;
+- a notebook with one plausible wrong answer in one question loses exactly that question's points, for each
+  question in turn (the mistakes below are applied to the chapter's own solution, so they follow its edits);
+- no hidden test's source reaches the student notebook or its public tests, while the zip has it.
+
+Each run's wall time and peak memory are written to ``<LVM_OTTER_DIR>/grading-times.json``: the instructors page
+quotes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import otter_assign  # noqa: E402
+
+pytestmark = pytest.mark.instructor
+
+OTTER_DIR = Path(os.environ.get("LVM_OTTER_DIR", ROOT / "_build" / "otter"))
+CHAPTERS = [p.stem for p in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+            if otter_assign.coding_exercises(json.loads(p.read_text(encoding="utf-8")))]
+
+# One mistake students really make per question: (text of the chapter's solution, what the student writes).
+MISTAKES = {
+    "mixture_log_density": ("weights.log() + Normal", "Normal"),  # the prior weights forgotten
+    "responsibilities": ("torch.softmax(log_joint, dim=-1)",  # Bayes' rule as written: 0/0 far out
+                         "log_joint.exp() / log_joint.exp().sum(-1, keepdim=True)"),
+    "ppca_posterior": ("sigma**2 * torch.eye", "sigma * torch.eye"),  # σ where σ² belongs
+    "importance_estimate": ("torch.logsumexp(log_w, dim=0) - math.log(n_samples)",
+                            "log_w.mean(0)"),  # the mean of the log, not the log of the mean
+    "gaussian_kl": ("(2 * std_p**2)", "std_p**2"),  # a factor of 1/2 lost
+    "score_function_estimates": ("std**3 - 1 / std", "std**3"),  # the normaliser's score forgotten
+    "reparameterised_sample": ("eps @ scale_tril.T", "eps @ scale_tril"),  # L transposed
+    "vae_loss": ("(recon - kl).mean()", "(recon - kl).sum()"),  # the batch summed, not averaged
+    "log_mean_exp_stream": ("count += log_w.shape[0]", "count += 1"),  # chunks counted, not samples
+    "mutual_information_gap": ("(best - second) / entropy", "(best - second) / best"),  # wrong normaliser
+    "forward_marginal": ("torch.cumprod(alphas, dim=0)",  # ᾱ_{t-1} for ᾱ_t
+                         "torch.cumprod(torch.cat([alphas.new_ones(1), alphas[:-1]]), dim=0)"),
+}
+
+
+PEAK_MEMORY = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
+def _dist(stem: str) -> Path:
+    dist = OTTER_DIR / stem / "dist"
+    assert dist.is_dir(), f"{dist} is missing: run `python tools/otter_assign.py {OTTER_DIR}` first"
+    return dist
+
+
+def _zip(stem: str) -> Path:
+    (path,) = (_dist(stem) / "autograder").glob("*-autograder_*.zip")
+    return path
+
+
+def _questions(stem: str) -> list[str]:
+    nb = json.loads((ROOT / "book" / f"{stem}.ipynb").read_text(encoding="utf-8"))
+    return [ex.name for ex in otter_assign.coding_exercises(nb)]
+
+
+def _grade(stem: str, notebook: dict, tmp_path: Path, label: str) -> dict[str, tuple[float, float]]:
+    """Run ``otter run`` on a submission; return each question's (score, max score)."""
+    submission = tmp_path / f"{stem}.ipynb"
+    submission.write_text(json.dumps(notebook), encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    otter = ["otter", "run", "-a", str(_zip(stem)), "-o", str(out), "--no-logo", str(submission)]
+    start = time.perf_counter()
+    # Through a fresh Python, whose children are this run's alone: it reports their largest peak memory.
+    run = subprocess.run([sys.executable, "-c", PEAK_MEMORY, *otter], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seconds = time.perf_counter() - start
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    _record(stem, label, seconds, int(run.stderr.strip().splitlines()[-1]))
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return {t["name"]: (t["score"], t["max_score"]) for t in results["tests"] if t["name"] != "Public Tests"}
+
+
+def _record(stem: str, label: str, seconds: float, peak_kib: int) -> None:
+    path = OTTER_DIR / "grading-times.json"
+    times = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    # The largest single process (Otter or the kernel it starts), not their sum.
+    times.setdefault(stem, {})[label] = {"seconds": round(seconds, 1), "largest_process_mib": round(peak_kib / 1024)}
+    path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _notebook(stem: str, edition: str) -> dict:
+    return json.loads((_dist(stem) / edition / f"{stem}.ipynb").read_text(encoding="utf-8"))
+
+
+def test_every_question_has_a_mistake_to_grade():
+    questions = {q for stem in CHAPTERS for q in _questions(stem)}
+    assert len(questions) >= 11 and questions == set(MISTAKES), (
+        "each coding exercise needs one plausible mistake in MISTAKES: "
+        f"missing {sorted(questions - set(MISTAKES))}, stale {sorted(set(MISTAKES) - questions)}")
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_solutions_get_full_marks(stem, tmp_path):
+    scores = _grade(stem, _notebook(stem, "autograder"), tmp_path, "solutions")
+    assert set(scores) == set(_questions(stem))
+    assert all(score == best == otter_assign.POINTS_PER_QUESTION for score, best in scores.values()), scores
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_untouched_student_notebook_gets_zero(stem, tmp_path):
+    scores = _grade(stem, _notebook(stem, "student"), tmp_path, "untouched")
+    assert set(scores) == set(_questions(stem))
+    assert all(score == 0 for score, _ in scores.values()), scores
+
+
+@pytest.mark.parametrize("stem, question", [(s, q) for s in CHAPTERS for q in _questions(s)])
+def test_one_wrong_answer_loses_exactly_its_question(stem, question, tmp_path):
+    nb = _notebook(stem, "autograder")
+    right, wrong = MISTAKES[question]
+    answers = [c for c in nb["cells"] if c["cell_type"] == "code"
+               and re.search(rf"^def {question}\(", "".join(c["source"]), re.MULTILINE)]
+    assert len(answers) == 1, f"no single answer cell defines {question}"
+    source = "".join(answers[0]["source"])
+    assert source.count(right) == 1, f"the solution of {question} no longer contains {right!r}: update MISTAKES"
+    answers[0]["source"] = source.replace(right, wrong)
+    scores = _grade(stem, nb, tmp_path, f"wrong {question}")
+    full = otter_assign.POINTS_PER_QUESTION
+    assert scores == {q: (0.0 if q == question else full, full) for q in _questions(stem)}, scores
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_no_hidden_test_reaches_the_student(stem):
+    dist = _dist(stem)
+    hidden = [f"{q}_other_cases" for q in _questions(stem)]
+    with zipfile.ZipFile(_zip(stem)) as z:
+        graded = "".join(z.read(n).decode() for n in z.namelist() if n.startswith("tests/"))
+    assert all(name in graded for name in hidden), "the autograder zip lacks the hidden tests"
+    student = (dist / "student" / f"{stem}.ipynb").read_text(encoding="utf-8")
+    student += "".join(p.read_text(encoding="utf-8") for p in (dist / "student" / "tests").glob("*.py"))
+    for name in hidden:
+        assert name not in student
+    for seed in otter_assign.HIDDEN_SEEDS:
+        assert str(seed) not in student
+    assert "# BEGIN SOLUTION" not in student and "YOUR CODE HERE" in student
