@@ -72,6 +72,5 @@ def autocast(device: torch.device, enabled: bool) -> Callable[[], ContextManager
 
 def sum_dtype(device: torch.device) -> torch.dtype:
     """The dtype of a sum over a whole epoch (~10⁷ nats): float64, except on Apple's
-    MPS,
-    which has none."""
+    MPS, which has none."""
     return torch.float32 if device.type == "mps" else torch.float64

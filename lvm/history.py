@@ -90,9 +90,8 @@ class History:
         self.objective.append(objective)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain lists and a string: JSON-serialisable, and storable in a
-        ``weights_only``
-        checkpoint."""
+        """Plain lists, dicts and a string: JSON-serialisable, and storable in a
+        ``weights_only`` checkpoint."""
         return dataclasses.asdict(self)
 
     @classmethod

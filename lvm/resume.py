@@ -81,8 +81,7 @@ class RunCheckpoint:
                new_objective_ok: bool) -> tuple[int, History]:
         """Load the checkpoint into ``parts``, after checking that it belongs to this
         run; returns the epochs it holds and its history, and says so (old weights are
-        never
-        returned silently)."""
+        never returned silently)."""
         state = read_checkpoint(self.path, "checkpoint")
         if state.get("format") in READABLE:  # before any weights are loaded
             self._check_same_data(state.get("data"))
@@ -163,8 +162,8 @@ class RunCheckpoint:
 
     def _check_same_objective(self, saved: Any, new_objective_ok: bool) -> None:
         """Refuse to resume a run with an objective other than the checkpoint's, unless
-        the
-        caller says it is meant: the history would mix two quantities without a word."""
+        the caller says it is meant: the history would mix two quantities without a
+        word."""
         if new_objective_ok or saved == self.objective:
             return
         now = describe(self.objective)

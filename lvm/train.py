@@ -91,22 +91,22 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int,
             one label per row of x (y ``[n]``), batched together.
         epochs: the total number of epochs. With a ``checkpoint`` that already holds
             ``e`` epochs, training continues from epoch ``e + 1`` up to ``epochs``.
-        objective: what to maximise: an objective of :mod:`lvm.objectives` (``elbo(beta,
-            free_bits, warmup_epochs)``, ``iwae(k)``), or any function ``(model, batch,
-            epoch) -> [B]`` of per-example values, which is named after its
-            ``__qualname__``. ``batch`` is x ``[B, x_dim]``, or ``(x, y)`` for data
-            ``(x, y)``; ``epoch`` counts from 1. ``None``: the ELBO,
-            ``lvm.objectives.elbo(n_samples=n_samples)``, which is :func:`lvm.elbo
-            <lvm.bounds.elbo>` with q = ``model.encode(x)`` (``model.given(y)`` for data
-            ``(x, y)``). Its name and settings are recorded in the history and the
-            checkpoint.
+        objective: what to maximise: an objective of :mod:`lvm.objectives`
+            (``elbo(beta, free_bits, warmup_epochs)``, ``iwae(k)``), or any function
+            ``(model, batch, epoch) -> [B]`` of per-example values, which is then named
+            after its ``__qualname__``. ``batch`` is x ``[B, x_dim]``, or ``(x, y)`` for
+            data ``(x, y)``; ``epoch`` counts from 1. ``None``: the ELBO,
+            ``lvm.objectives.elbo(n_samples=n_samples)``, which is
+            :func:`lvm.elbo <lvm.bounds.elbo>` with q = ``model.encode(x)``
+            (``model.given(y)`` for data ``(x, y)``). Its name and settings are recorded
+            in the history and the checkpoint.
         batch_size: examples per gradient step (the last batch of an epoch may be
             smaller).
         lr: Adam's learning rate (with a ``scheduler``, the schedule's starting value).
         scheduler: ``None``, or a function that takes the optimizer and returns a
-            ``torch.optim.lr_scheduler.LRScheduler`` of it, e.g. ``lambda opt:
-            torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.3)``. Stepped
-            once at the end of every epoch (``scheduler.step()``, so not
+            ``torch.optim.lr_scheduler.LRScheduler`` of it, e.g.
+            ``lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=30)``.
+            Stepped once at the end of every epoch (``scheduler.step()``, so not
             ``ReduceLROnPlateau``), and saved in checkpoints.
         x_val: optional validation data, ``[m, x_dim]`` or ``(x, y)``: its **plain
             ELBO** (:func:`lvm.elbo <lvm.bounds.elbo>`, ``n_samples`` draws) is recorded
