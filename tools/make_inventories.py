@@ -79,6 +79,9 @@ INVENTORIES: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
         ("torch.Generator", "py:class", "generated/torch.Generator.html#torch.Generator"),
         ("torch.nn.Module", "py:class", "generated/torch.nn.Module.html#torch.nn.Module"),
         ("torch.optim.Optimizer", "py:class", "optim.html#torch.optim.Optimizer"),
+        # The same class under its defining module: autodoc writes this name when it evaluates an annotation
+        # such as fit's scheduler type. It links to the page of torch.optim.Optimizer.
+        ("torch.optim.optimizer.Optimizer", "py:class", "optim.html#torch.optim.Optimizer"),
         ("torch.random.fork_rng", "py:function", "random.html#torch.random.fork_rng"),
         ("torch.optim.lr_scheduler.LRScheduler", "py:class",
          "generated/torch.optim.lr_scheduler.LRScheduler.html#torch.optim.lr_scheduler.LRScheduler"),

@@ -31,6 +31,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_ASSETS = ["_static", "_ext"]
+# Pages of the instructor edition alone (the marking schemes quote the solutions).
+INSTRUCTOR_ONLY_PAGES = ["book/marking"]
+# A passage of a Markdown page that the student edition leaves out (e.g. a link to an instructor-only page).
+INSTRUCTOR_ONLY_PASSAGE = re.compile(r"<!-- instructor-only -->.*?<!-- /instructor-only -->\n?", re.DOTALL)
 CHECK_CALL = "lvm.exercises.check_"
 STUDENT_BRANCH = "student-edition"
 SOLUTION_DIRECTIVE = re.compile(r"^(```|:::)\{solution\}", re.MULTILINE)
@@ -99,7 +103,8 @@ def student_notebook(nb: dict) -> dict:
 
 
 def student_markdown(text: str) -> str:
-    """Drop ``{solution}`` directive blocks from a Markdown page."""
+    """Drop ``{solution}`` directive blocks, and passages marked instructor-only, from a Markdown page."""
+    text = INSTRUCTOR_ONLY_PASSAGE.sub("", text)
     out, skipping, fence = [], False, ""
     for line in text.splitlines(keepends=True):
         match = SOLUTION_DIRECTIVE.match(line)
@@ -150,7 +155,13 @@ def _replace_across_lines(text: str, old: str, new: str) -> str:
 
 def write_edition(output: Path, instructor_published: bool = True) -> None:
     shutil.copytree(ROOT / "book", output / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    shutil.copy(ROOT / "_toc.yml", output / "_toc.yml")
+    for page in INSTRUCTOR_ONLY_PAGES:
+        for path in (output / "book").glob(Path(page).name + ".*"):
+            path.unlink()
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    for part in toc.get("parts", []):
+        part["chapters"] = [c for c in part["chapters"] if c.get("file") not in INSTRUCTOR_ONLY_PAGES]
+    (output / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
     for folder in SITE_ASSETS:  # CSS, favicon and the Sphinx fix that _config.yml refers to
         if (ROOT / folder).exists():
             shutil.copytree(ROOT / folder, output / folder)
