@@ -22,7 +22,8 @@ import student_edition  # noqa: E402
 
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 EXERCISE = re.compile(r"^:::\{exercise\}\s*(.*)\n:label:\s*(\S+)", re.MULTILINE)
-SCHEME = re.compile(r"^\{ref\}`([^`]+)`: \*\*(\d+) points\*\*\n\n((?:- .*\n?)+)", re.MULTILINE)
+# A scheme runs from its line to the next scheme or heading (its bullets may hold display maths).
+SCHEME = re.compile(r"^\{ref\}`([^`]+)`: \*\*(\d+) points\*\*\n\n(- .*?)(?=^\{ref\}|^#|\Z)", re.MULTILINE | re.DOTALL)
 STEP = re.compile(r"^- \*\*(\d+)\*\* for\b", re.MULTILINE)
 
 
@@ -38,7 +39,8 @@ def _schemes() -> dict[str, tuple[int, str]]:
     found = SCHEME.findall(text)
     labels = [label for label, _, _ in found]
     assert len(labels) == len(set(labels)), "an exercise has two marking schemes"
-    assert len(found) == text.count("{ref}`"), "a scheme is not in the form `{ref}`label`: **N points**` + bullets"
+    starts = re.findall(r"^\{ref\}`", text, re.MULTILINE)
+    assert len(found) == len(starts), "a scheme is not in the form `{ref}`label`: **N points**` + bullets"
     return {label: (int(points), bullets) for label, points, bullets in found}
 
 
