@@ -16,9 +16,10 @@ from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
-# "eq. (label)" or "eqs. (label)" in a code cell; the label is what {eq} would take.
-CODE_CITATION = re.compile(r"\b(eqs?\.) \(([a-z0-9]+(?:-[a-z0-9]+)*)\)")
-PROSE_CITATION = re.compile(r"\beqs?\. $")
+# "eq. (label)" or "eqs. (label)" in a code cell, "Eq." at the start of a sentence; the label is what {eq}
+# would take.
+CODE_CITATION = re.compile(r"\b([Ee]qs?\.) \(([a-z0-9]+(?:-[a-z0-9]+)*)\)")
+PROSE_CITATION = re.compile(r"\b[Ee]qs?\. $")
 
 
 def equation_number(app, label: str) -> tuple[str, str] | None:

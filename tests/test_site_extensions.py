@@ -6,7 +6,10 @@ from pathlib import Path
 from docutils import nodes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
+import lvm_equations  # noqa: E402
 import lvm_readable  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def paragraph(*children):
@@ -53,3 +56,28 @@ def test_a_download_keeps_each_printed_line_once():
     assert lvm_release.without_repeated_streams([merged, other]) == [merged, other]  # new text stays
     stderr = {"output_type": "stream", "name": "stderr", "text": "  a  b\n"}
     assert lvm_release.without_repeated_streams([merged, stderr]) == [merged, stderr]  # another stream
+
+
+def test_a_code_citation_is_numbered_whether_or_not_it_starts_a_sentence():
+    found = [m.group(1, 2) for m in lvm_equations.CODE_CITATION.finditer(
+        "eq. (vae-loss); Eq. (lg-ml) and eqs. (a-b); Eqs. (c1) but not eq (x) or eq. label")]
+    assert found == [("eq.", "vae-loss"), ("Eq.", "lg-ml"), ("eqs.", "a-b"), ("Eqs.", "c1")]
+
+
+def test_every_citation_in_code_reads_as_one_the_site_numbers():
+    # Any "eq. (label)" however it is capitalised or spaced must be one the extension rewrites, or the site
+    # shows the raw label where every other citation reads (6.3).
+    import json
+    import re
+
+    loose = re.compile(r"\beqs?\.?\s*\(([a-z0-9]+(?:-[a-z0-9]+)+)\)", re.IGNORECASE)
+    texts = [p.read_text(encoding="utf-8") for p in (ROOT / "lvm").rglob("*.py")]
+    for path in (ROOT / "book").glob("*.ipynb"):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        texts += ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    seen = 0
+    for text in texts:
+        for match in loose.finditer(text):
+            seen += 1
+            assert lvm_equations.CODE_CITATION.fullmatch(match.group(0)), match.group(0)
+    assert seen > 20
