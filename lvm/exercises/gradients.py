@@ -81,7 +81,7 @@ def check_score_function_estimator(fn: Callable, n_trials: int = 12, seed: int =
             raise ExerciseFeedback(f"grad_std is wrong for f(z) = {name}: expected "
                                    "f(z) ((z − μ)² / σ³ − 1 / σ), "
                                    f"e.g. {want_std[0].tolist()} for the first sample, got {got_std[0].tolist()}.")
-    _passed(f"✓ score_function_estimates = f(z) ∇ log q(z) on {n_trials} random Gaussians.")
+    _passed(f"✓ score_function_estimates = f(z) ∇ log q(z)\n  on {n_trials} random Gaussians.")
 
 
 def _explain_broadcast(err: Exception) -> str | None:
@@ -155,7 +155,7 @@ def check_reparameterised_sample(fn: Callable, n_trials: int = 12, seed: int = 6
         if not (_close(grad_mu, weights.sum(0)) and _close(grad_l.tril(), want_l)):
             raise ExerciseFeedback("z has the right values, but its gradients with respect to mu and "
                                    "scale_tril are wrong: compute it directly as mu + eps @ scale_tril.T.")
-    _passed(f"✓ reparameterised_sample gives μ + L ε, with gradients, on {n_trials} Gaussians.")
+    _passed(f"✓ reparameterised_sample gives μ + L ε,\n  with gradients, on {n_trials} Gaussians.")
 
 
 def _explain_cholesky(err: Exception) -> str | None:
