@@ -29,7 +29,7 @@ def equation_number(app, label: str) -> tuple[str, str] | None:
     if found is None:
         return None
     docname = found[0]
-    node_id = nodes.make_id("equation-%s" % label)
+    node_id = nodes.make_id(f"equation-{label}")
     numbers = env.toc_fignumbers.get(docname, {}).get("displaymath", {}).get(node_id)
     if not numbers:
         return docname, str(found[1])
@@ -48,7 +48,7 @@ def _numbered(app, match: re.Match, node) -> str:
 def number_code_citations(app, doctree, docname) -> None:
     for block in list(doctree.findall(nodes.literal_block)):
         text = block.astext()
-        new = CODE_CITATION.sub(lambda m: _numbered(app, m, block), text)
+        new = CODE_CITATION.sub(lambda m, block=block: _numbered(app, m, block), text)
         if new != text:
             # Both must change: the HTML writer only highlights a block whose rawsource equals its text.
             block.rawsource = new
@@ -69,7 +69,7 @@ def link_prose_citations(app, doctree, docname) -> None:
             logger.warning("a docstring cites eq. ``%s``, which no equation has", label, location=literal)
             continue
         target, number = found
-        uri = app.builder.get_relative_uri(docname, target) + "#" + nodes.make_id("equation-%s" % label)
+        uri = app.builder.get_relative_uri(docname, target) + "#" + nodes.make_id(f"equation-{label}")
         link = nodes.reference("", f"({number})", refuri=uri, internal=True, classes=["lvm-eq"])
         parent.replace(literal, link)
 

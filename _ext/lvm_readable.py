@@ -70,7 +70,8 @@ def add_colab_badge(app, doctree, docname) -> None:
     section.insert(section.index(title) + 1, nodes.raw("", badge, format="html"))
 
 
-KEEP_ARGUMENT = re.compile(r"\\(?:bm|mathbf|mathrm|mathit|operatorname|text|textrm|mathbb|mathcal|boldsymbol)\s*\{([^{}]*)\}")
+KEEP_ARGUMENT = re.compile(
+    r"\\(?:bm|mathbf|mathrm|mathit|operatorname|text|textrm|mathbb|mathcal|boldsymbol)\s*\{([^{}]*)\}")
 FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 SYMBOLS = {"mid": "|", "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "approx": "≈", "int": "∫", "sum": "Σ",
            "prod": "Π", "infty": "∞", "cdot": "·", "times": "×", "to": "→", "sim": "~", "in": "∈", "neq": "≠",
@@ -107,7 +108,8 @@ DESCRIPTION = re.compile(r'(<meta (?:property="og:description"|name="description
 def plain_descriptions(app, pagename, templatename, context, doctree) -> None:
     tags = context.get("metatags")
     if tags and "\\" in tags:
-        context["metatags"] = DESCRIPTION.sub(lambda m: m.group(1) + escape(plain_maths(unescape(m.group(2))), quote=True)
+        context["metatags"] = DESCRIPTION.sub(
+            lambda m: m.group(1) + escape(plain_maths(unescape(m.group(2))), quote=True)
                                               + m.group(3), tags)
 
 

@@ -13,7 +13,6 @@ import html
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 VERSION = re.compile(r'^__version__ = "([^"]+)"$', re.MULTILINE)

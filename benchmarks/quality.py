@@ -45,7 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import lvm  # noqa: E402
+import lvm
 
 PUBLISHED_NLL = 86.76  # Burda et al. (2016), Table 1, VAE with one stochastic layer, k = 5000
 

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import lvm  # noqa: E402
+import lvm
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,7 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", choices=["synthetic", "mnist"], default="synthetic",
                    help="synthetic: random binary images of MNIST's shape (no download); mnist: the real images, "
                         "dynamically binarised (LVM_DATA_DIR)")
-    p.add_argument("--n", type=int, default=60_000, help="training images per epoch (default 60000, MNIST's train size)")
+    p.add_argument("--n", type=int, default=60_000,
+                   help="training images per epoch (default 60000, MNIST's train size)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--z-dim", type=int, default=20)
@@ -57,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch CPU threads (default: torch's choice); 1 is steadier on a machine shared with "
                         "other jobs, where multi-threaded kernels stall waiting for a descheduled thread")
     p.add_argument("--no-compile-variants", action="store_true", help="on CUDA, skip the compile/amp variants")
-    p.add_argument("--out", default=None, help="JSON result file (default benchmarks/results/train_speed-<device>.json)")
+    p.add_argument("--out", default=None,
+                   help="JSON result file (default benchmarks/results/train_speed-<device>.json)")
     return p.parse_args(argv)
 
 

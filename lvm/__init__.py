@@ -5,8 +5,16 @@ shared by every model, so that sampling, bounds and training are written once.
 """
 
 from . import data, diagnostics, diffusion, exercises, explorers, objectives, plot, profiles, progress, widgets
-from .bounds import (elbo, elbo_joint_entropy, elbo_via_posterior, gaussian_kl, importance_log_marginal,
-                     iwae_bound, log_importance_weights, naive_log_marginal)
+from .bounds import (
+    elbo,
+    elbo_joint_entropy,
+    elbo_via_posterior,
+    gaussian_kl,
+    importance_log_marginal,
+    iwae_bound,
+    log_importance_weights,
+    naive_log_marginal,
+)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import default_device, describe_device
 from .em import EMResult, em_step, fit_em
@@ -51,6 +59,7 @@ __all__ = [
     "objectives",
     "plot",
     "profiles",
+    "progress",
     "reparameterised_gradients",
     "save_checkpoint",
     "score_function_gradients",

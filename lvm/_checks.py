@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 __all__ = ["as_scalar", "as_tensor", "check_data", "check_finite", "check_int", "check_nonempty", "check_overflow",
-           "check_positive", "check_positive_int", "check_probability_vector", "check_real", "check_same_device", "check_shape",
+           "check_positive", "check_positive_int", "check_probability_vector", "check_real", "check_same_device",
+           "check_shape",
            "distribution_device", "is_integer", "readable", "validation", "values_checked"]
 
 # True inside values_checked(): the caller has checked its whole data set once, so the per-call value checks

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from numbers import Real
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +54,7 @@ class FitArguments:
     new_objective_ok: bool
     compile: bool | str
     device: torch.device
-    autocast: Callable[[], ContextManager[Any]]
+    autocast: Callable[[], AbstractContextManager[Any]]
     train: tuple[torch.Tensor, ...]
     val: tuple[torch.Tensor, ...] | None
     bernoulli: bool  # the likelihood: data in [0, 1], ideally binary

@@ -16,13 +16,20 @@ log-likelihood of −500 nats is normal, and exp(−500) is 0 in float32.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
-from ._checks import (as_tensor, check_data, check_finite, check_positive, check_positive_int, check_same_device,
-                      validation)
+from ._checks import (
+    as_tensor,
+    check_data,
+    check_finite,
+    check_positive,
+    check_positive_int,
+    check_same_device,
+    validation,
+)
 from .models.base import LatentVariableModel
 
 __all__ = [

@@ -16,8 +16,9 @@ import os
 import pickle
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -112,7 +113,7 @@ def read_checkpoint(path: Path, name: str,
             "code). Use a checkpoint written by lvm, or pass a new path.") from None
     except OSError:
         raise  # permissions and the like: the operating system's message is right
-    except Exception as exc:  # noqa: BLE001 — torch signals damage with many types
+    except Exception as exc:
         reason = str(exc).split(". ")[0] or type(exc).__name__
         raise _damaged(name, shown, reason) from None
     if not isinstance(state, dict):

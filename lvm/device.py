@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -62,7 +63,7 @@ def training_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-def autocast(device: torch.device, enabled: bool) -> Callable[[], ContextManager]:
+def autocast(device: torch.device, enabled: bool) -> Callable[[], AbstractContextManager]:
     """A factory of the context that a training step runs in: bf16 autocast where it is
     asked for and the device is CUDA (densities stay in float32), else nothing."""
     if enabled and device.type == "cuda":

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterator
 from numbers import Real
-from typing import Iterator
 
 import numpy as np
 import torch

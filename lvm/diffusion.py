@@ -3,7 +3,8 @@
 The encoder is the forward process x_t = √α_t x_{t−1} + √(1 − α_t) ε_t, t = 1..T, so that
 q(x_t | x_0) = N(√ᾱ_t x_0, 1 − ᾱ_t) with ᾱ_t = α_1 ⋯ α_t (eq. ``diffusion-marginal``). The decoder is a chain of
 Gaussians p(x_{t−1} | x_t) from p(x_T) = N(0, 1). For data drawn from a 1-D :class:`lvm.GaussianMixture` every
-q(x_t) is again a mixture, so the best Gaussian reverse step, from E[x_0 | x_t] and Var[x_0 | x_t], is available in closed form, and the ELBO
+q(x_t) is again a mixture, so the best Gaussian reverse step, from E[x_0 | x_t] and Var[x_0 | x_t], is available in
+closed form, and the ELBO
 of such a decoder can be computed with no training at all.
 """
 

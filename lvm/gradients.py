@@ -14,7 +14,8 @@ first axis), because the per-sample reparameterised gradients come from one back
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+from collections.abc import Callable, Mapping
 from numbers import Real
-from typing import Any, Callable, Mapping, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -38,7 +39,7 @@ from .bounds import _check_x, _draw, _kl_per_dimension
 __all__ = ["Batch", "NamedObjective", "Objective", "ObjectiveFunction", "as_objective",
            "check_values", "describe", "elbo", "iwae", "record", "unpack"]
 
-Batch = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+Batch = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 ObjectiveFunction = Callable[[Any, Batch, int], torch.Tensor]
 
 

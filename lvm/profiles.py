@@ -13,7 +13,7 @@ import os
 
 import torch
 
-__all__ = ["Profile", "PROFILES", "current_profile", "describe", "note", "profile_named"]
+__all__ = ["PROFILES", "Profile", "current_profile", "describe", "note", "profile_named"]
 
 
 @dataclasses.dataclass(frozen=True)

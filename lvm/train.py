@@ -33,15 +33,15 @@ import math
 import os
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from . import objectives
 from ._checks import values_checked
-from ._fit_checks import (NOT_BINARY, FitArguments, check_fit_arguments,
-                          check_scheduled_lr, checked_schedule, is_binary)
+from ._fit_checks import NOT_BINARY, FitArguments, check_fit_arguments, check_scheduled_lr, checked_schedule, is_binary
 from .device import sum_dtype
 from .history import History
 from .models.base import LatentVariableModel

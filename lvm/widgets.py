@@ -16,7 +16,7 @@ setting of the controls, and the ipywidgets controls that name those values::
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from matplotlib.figure import Figure

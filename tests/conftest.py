@@ -6,7 +6,7 @@ asks for the model it needs (``linear_gaussian(d_x=5, seed=3)``) and every file 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import special, stats
-from torch.distributions import (Bernoulli, Categorical, Independent, MixtureSameFamily, Normal, StudentT,
-                                 kl_divergence)
+from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily, Normal, StudentT, kl_divergence
 
 import lvm
 from lvm import LatentVariableModel
@@ -393,7 +392,7 @@ def test_counts_must_be_positive_integers(setup, bad):
 
 
 def test_q_must_match_the_data(setup):
-    model, x, q = setup
+    model, x, _q = setup
     wrong = Independent(Normal(torch.zeros(2, 2, dtype=DT), torch.ones(2, 2, dtype=DT)), 1)
     unbatched = model.prior()
     for fn in (lambda q: lvm.elbo(model, x, q), lambda q: lvm.elbo_joint_entropy(model, x, q),

@@ -124,7 +124,7 @@ def test_bad_labels_are_refused_with_a_clear_message(y, message):
 
 def test_a_missing_label_says_how_to_use_the_model():
     model = make_cvae()
-    x, y = labelled_data(4)
+    x, _y = labelled_data(4)
     for call in (lambda: model.encode(x), lambda: model.likelihood(torch.zeros(4, Z)),
                  lambda: lvm.ancestral_sample(model, 3), lambda: lvm.fit(model, x, epochs=1, progress=False)):
         with pytest.raises(ValueError, match=r"y is missing.*model.given\(y\)"):

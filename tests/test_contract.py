@@ -8,15 +8,15 @@ subclass with ``prior()`` and ``likelihood(z)`` and nothing else (no ``_check_x`
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
+from conftest import make_linear_gaussian, make_small_vae
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 
 import lvm
-from conftest import make_linear_gaussian, make_small_vae
 
 N = 5  # data points per case
 
@@ -126,7 +126,7 @@ def test_every_model_samples_and_has_an_elbo_and_an_iwae_bound(name):
 @pytest.mark.parametrize("name", ["VAE bernoulli mlp", "conditional VAE given labels", "two-level VAE",
                                   "chapter 3 decoder model", "chapter 4 square model"])
 def test_the_elbo_gives_gradients_to_q_and_to_the_model(name):
-    build, make_q = CASES[name]
+    build, _make_q = CASES[name]
     model = build()
     x, _ = lvm.ancestral_sample(model, N, generator=1)
     if "VAE" in name:

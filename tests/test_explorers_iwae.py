@@ -94,7 +94,7 @@ def test_moving_the_slider_draws_nothing_new(built, monkeypatch):
 
 
 def test_the_plotted_mean_is_lvms_bound_on_the_same_draws_and_lies_below_the_exact_log_px(built):
-    explorer, model, x, q, log_px, elbo, _ = built
+    explorer, model, x, q, log_px, _elbo, _ = built
     # The same draws, made independently: R copies of x, lvm's log-weights after the explorer's seed.
     x_rep, q_rep = x.expand(REPEATS, -1), q.expand(torch.Size([REPEATS]))
     torch.manual_seed(0)
@@ -262,7 +262,7 @@ def test_a_cpu_build_leaves_every_cuda_generator_alone(monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_cuda_build_draws_torch_manual_seeds_draws_and_restores_every_generator():
-    model, x, q, log_px, _ = small_model()
+    model, x, q, _log_px, _ = small_model()
     device = torch.device("cuda", torch.cuda.current_device())
     model, x = model.to(device), x.to(device)
     q = Independent(Normal(q.base_dist.loc.to(device), q.base_dist.scale.to(device)), 1)
@@ -279,7 +279,7 @@ def test_a_cuda_build_draws_torch_manual_seeds_draws_and_restores_every_generato
 
 
 def test_x_on_another_device_is_refused_by_name():
-    model, x, q, log_px, _ = small_model()
+    model, x, q, _log_px, _ = small_model()
     with pytest.raises(ValueError, match="x must be on the CPU or a CUDA device"):
         iwae.iwae_weights(model, x.to("meta"), q, 4, repeats=2)
 

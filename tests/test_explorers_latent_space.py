@@ -52,7 +52,7 @@ def test_the_shown_image_is_the_decoders_mean_at_the_sliders_point(small):
     stale = latent_space.decoded_mean(model, 0.5, -1.0).reshape(28, 28).numpy()
     assert np.abs(stale - expected).max() > 1e-3
     # The ring marks the chosen point.
-    ring = [line for line in explorer.figure.axes[0].lines if line.get_label() == "chosen point"][0]
+    ring = next(line for line in explorer.figure.axes[0].lines if line.get_label() == "chosen point")
     assert (ring.get_xdata()[0], ring.get_ydata()[0]) == pytest.approx((z1, z2))
 
 
@@ -79,7 +79,8 @@ def test_the_plane_shows_the_codes_computed_once_and_each_redraw_decodes_one_poi
     for collection in plane.collections:
         digit = int(collection.get_label())
         assert np.allclose(collection.get_offsets(), codes[labels[:50].numpy() == digit], atol=1e-6)
-        assert collection.get_facecolor()[0][:3] == pytest.approx(matplotlib.colors.to_rgb(lvm.plot.DIGIT_COLORS[digit]))
+        expected = matplotlib.colors.to_rgb(lvm.plot.DIGIT_COLORS[digit])
+        assert collection.get_facecolor()[0][:3] == pytest.approx(expected)
 
 
 def test_the_stand_in_draws_each_setting(small):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_linear_gaussian, make_small_vae
 from torch.distributions import Independent, Normal
 
 import lvm
-from conftest import make_linear_gaussian, make_small_vae
 
 META = torch.device("meta")
 N, K = 3, 4  # data points, importance samples

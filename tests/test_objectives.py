@@ -13,8 +13,7 @@ from torch.nn import functional as F
 
 import lvm
 from lvm.models.vae import MIN_STD
-from lvm.objectives import (NamedObjective, Objective, as_objective, describe, elbo, iwae,
-                            record, unpack)
+from lvm.objectives import NamedObjective, Objective, as_objective, describe, elbo, iwae, record, unpack
 
 N, D, Z = 6, 16, 3
 

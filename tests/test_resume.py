@@ -105,7 +105,7 @@ def test_a_plain_function_is_recognised_by_its_name(tmp_path, small_vae, binary_
     lvm.fit(small_vae(hidden=(8,)), x, epochs=1, objective=weighted, **kw)
     first = weighted
 
-    def weighted(model, batch, epoch):  # noqa: F811 — defined again, as after a restart
+    def weighted(model, batch, epoch):
         return 0.5 * lvm.elbo(model, batch, model.encode(batch))
 
     assert weighted is not first

@@ -354,7 +354,8 @@ INLINE_MATHS_PAST_EDGE_JS = """() => {
         const edge = box.getBoundingClientRect().right;
         const right = m.getBoundingClientRect().right;
         if (m.getBoundingClientRect().width > 0 && right > edge + 1)
-            found.push(`${Math.round(right - edge)} px: ` + (m.getAttribute('aria-label') || m.textContent).slice(0, 60));
+            const text = (m.getAttribute('aria-label') || m.textContent).slice(0, 60);
+            found.push(`${Math.round(right - edge)} px: ` + text);
     });
     return found;
 }"""

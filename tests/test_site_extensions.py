@@ -6,8 +6,8 @@ from pathlib import Path
 from docutils import nodes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
-import lvm_equations  # noqa: E402
-import lvm_readable  # noqa: E402
+import lvm_equations
+import lvm_readable
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import student_edition  # noqa: E402
+
 from lvm.exercises import ExerciseFeedback  # noqa: E402
 
 STUDENT_SITE = Path(os.environ.get("LVM_STUDENT_SITE", ROOT / "_build" / "student" / "_build" / "html"))

@@ -6,14 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-import lvm  # noqa: E402
-from lvm import _checks, profiles  # noqa: E402
-from lvm.device import default_device, resolve_device  # noqa: E402
+import lvm
+from lvm import _checks, profiles
+from lvm.device import default_device, resolve_device
 
 
 def test_check_shape_message_shows_expected_and_got():
@@ -83,13 +83,13 @@ def test_profiles(monkeypatch):
 
 def test_mixture_figures_draw_what_they_say():
     model = lvm.GaussianMixture([0.3, 0.7], [-1.0, 2.0], [0.5, 1.0])
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     lvm.plot.plot_mixture(model, ax=ax, x_range=(-4, 5))
     lines = ax.get_lines()
     assert len(lines) == 3  # two weighted components and the marginal
     x, y = lines[-1].get_data()
     assert torch.allclose(torch.as_tensor(y), model.log_marginal(torch.as_tensor(x)).exp(), atol=1e-6)
-    fig, ax = plt.subplots()
+    _fig, ax = plt.subplots()
     lvm.plot.plot_responsibilities(model, ax=ax)
     assert len(ax.collections) == 2
     assert ax.get_ylim() == (0, 1)  # the stacked areas fill the interval from 0 to 1, no band above
@@ -99,7 +99,7 @@ def test_mixture_figures_draw_what_they_say():
 
 
 def test_image_grid_tiles_images():
-    fig, ax = plt.subplots()
+    _fig, ax = plt.subplots()
     lvm.plot.plot_image_grid(torch.rand(10, 784), nrow=5, ax=ax)
     assert ax.images[0].get_array().shape == (2 * 29 + 1, 5 * 29 + 1)
     plt.close("all")
@@ -108,7 +108,7 @@ def test_image_grid_tiles_images():
 def test_samples_vs_density_draws_a_normalised_histogram_under_the_density():
     model = lvm.GaussianMixture([0.5, 0.5], [-2.0, 2.0], [0.5, 0.5])
     x, _ = lvm.ancestral_sample(model, 2000, generator=0)
-    fig, ax = plt.subplots()
+    _fig, ax = plt.subplots()
     lvm.plot.plot_samples_vs_density(model, x, ax=ax, bins=40, label="fitted $p(x)$")
     heights = [patch.get_height() for patch in ax.patches]
     widths = [patch.get_width() for patch in ax.patches]
@@ -121,12 +121,12 @@ def test_samples_vs_density_draws_a_normalised_histogram_under_the_density():
 
 def test_history_plot_shows_both_curves():
     history = lvm.History(epoch=[1, 2, 3], train_elbo=[-200.0, -150.0, -120.0], val_elbo=[-190.0, -160.0, -130.0])
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     lvm.plot.plot_history(history, ax=ax)
     lines = ax.get_lines()
     assert [line.get_label() for line in lines] == ["train", "validation"]
     assert list(lines[1].get_ydata()) == history.val_elbo
-    fig, ax = plt.subplots()
+    _fig, ax = plt.subplots()
     lvm.plot.plot_history(lvm.History(epoch=[1], train_elbo=[-1.0]), ax=ax)  # no validation set
     assert len(ax.get_lines()) == 1
     plt.close("all")

@@ -127,7 +127,7 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
         values = {**live, **setting}
         drawn = lvm.widgets.mixture_from_sliders([values["w0"], values["w1"]], [values["m0"], values["m1"]],
                                                  [values["s0"], values["s1"]])
-        density = [line for line in panel.axes[0].lines if line.get_label() == "$p(x)$"][0]
+        density = next(line for line in panel.axes[0].lines if line.get_label() == "$p(x)$")
         assert np.allclose(density.get_xdata()[[0, -1]], [-6.0, 6.0])  # over the whole x_range, as the panel below
         expected = drawn.log_marginal(torch.as_tensor(density.get_xdata())).exp().numpy()
         assert np.allclose(density.get_ydata(), expected, atol=1e-6)  # the other setting's mixture is off

@@ -65,7 +65,8 @@ PRINT_PROBLEMS_JS = """() => {
         if (tooWide) found.push(`${e.tagName.toLowerCase()} wider than the page: ` + e.textContent.trim().slice(0, 50));
     });
     article.querySelectorAll('img').forEach(img => {
-        if (!img.complete || img.naturalWidth === 0) found.push('figure not loaded: ' + (img.alt || img.src).slice(0, 50));
+        if (!img.complete || img.naturalWidth === 0)
+            found.push('figure not loaded: ' + (img.alt || img.src).slice(0, 50));
     });
     article.querySelectorAll('span.math, div.math').forEach(m => {
         if (m.checkVisibility() && !m.querySelector('mjx-container'))

@@ -6,8 +6,9 @@ import copy
 import inspect
 import textwrap
 import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import tracemalloc
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -351,7 +351,8 @@ def _check_scales(fn: Callable, gen: torch.Generator) -> None:
     if got.shape == want.shape and torch.isfinite(got).all() and torch.allclose(got, want, rtol=1e-5):
         return
     shown = (f"For three points whose log-weights sit near −10, −1000, and −800 in the first chunk but −5 in the "
-             f"second, the estimates are {[round(v, 4) for v in want.tolist()]}; you returned {got.flatten().tolist()}. ")
+             f"second, the estimates are {[round(v, 4) for v in want.tolist()]}; "
+             f"you returned {got.flatten().tolist()}. ")
     if got.shape == want.shape and (got[1] == -math.inf) and torch.isfinite(got[0]):
         raise ExerciseFeedback(shown + "The point near −1000 gets −inf beside one near −10: you shift each chunk by "
                                "ONE number (log_w.max() without dim), and a point's log-weights far below the "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -113,7 +113,7 @@ def _check_far_tail(fn: Callable) -> None:
     if got.shape == want.shape and torch.isfinite(got).all() and torch.allclose(got, want, rtol=1e-4):
         return
     if got.shape != want.shape:
-        raise ExerciseFeedback(f"Far from every component (x = 40, -45): "
+        raise ExerciseFeedback("Far from every component (x = 40, -45): "
                                + _log_density_shape(got, want, model.n_components))
     right = torch.isfinite(got) & torch.isclose(got, want, rtol=1e-4)
     if right.any() and not torch.isfinite(got).all():

@@ -10,7 +10,7 @@ image is shown.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from matplotlib.ticker import MaxNLocator

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from ..gradients import reparameterised_gradients, score_function_gradients
 from .._checks import check_int, check_real
+from ..gradients import reparameterised_gradients, score_function_gradients
 from ..plot import COLORS
 from ..widgets import Explorer
 

@@ -16,8 +16,8 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from torch.distributions import Distribution
 
-from ..bounds import log_importance_weights
 from .._checks import check_int, check_real
+from ..bounds import log_importance_weights
 from ..plot import COLORS
 from ..widgets import Explorer
 

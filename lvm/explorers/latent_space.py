@@ -10,7 +10,7 @@ each redraw decodes the one chosen point.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from matplotlib.ticker import MultipleLocator
 from ..plot import plot_digit_scatter, write_digit_labels
 from ..widgets import Explorer
 
-__all__ = ["latent_space_explorer", "decoded_mean"]
+__all__ = ["decoded_mean", "latent_space_explorer"]
 
 
 def decoded_mean(model, z1: float, z2: float) -> torch.Tensor:

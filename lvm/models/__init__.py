@@ -7,4 +7,4 @@ from .linear import LinearGaussian
 from .mixture import GaussianMixture
 from .vae import VAE
 
-__all__ = ["ConditionalVAE", "GaussianMixture", "LatentVariableModel", "LinearGaussian", "TwoLevelVAE", "VAE"]
+__all__ = ["VAE", "ConditionalVAE", "GaussianMixture", "LatentVariableModel", "LinearGaussian", "TwoLevelVAE"]

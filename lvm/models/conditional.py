@@ -15,7 +15,7 @@ trains on it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -25,8 +25,7 @@ from torch.nn import functional as F
 from .._checks import check_positive_int, readable
 from ..sampling import ancestral_sample
 from .base import LatentVariableModel
-from .networks import mlp
-from .networks import layer_widths
+from .networks import layer_widths, mlp
 from .vae import VAE
 
 __all__ = ["ConditionalVAE", "LabelledModel"]
@@ -72,9 +71,10 @@ class ConditionalVAE(VAE):
         """The mean of p(x | z, y), ``[..., x_dim]``: pixel probabilities or f([z, e_y]; φ)."""
         return self._mean_from(self._decoder_output_given(z, y))
 
-    def given(self, y: torch.Tensor) -> "LabelledModel":
+    def given(self, y: torch.Tensor) -> LabelledModel:
         """The model p(x, z | y) for the labels y ``[n]``: a latent variable model of x alone, with ``encode``,
-        that :func:`lvm.elbo <lvm.bounds.elbo>`, :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>`, :func:`lvm.ancestral_sample` and the objectives take."""
+        that :func:`lvm.elbo <lvm.bounds.elbo>`, :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>`,
+        :func:`lvm.ancestral_sample` and the objectives take."""
         return LabelledModel(self, self.check_labels(y))
 
     def sample(self, y: torch.Tensor, generator: torch.Generator | int | None = None

@@ -9,7 +9,8 @@ unchanged (the KL term has no closed form, so the ELBO estimates it by Monte Car
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from torch.distributions import Bernoulli, Distribution, Independent, Normal, constraints
@@ -18,6 +19,8 @@ from torch.nn import functional as F
 from .._checks import check_data, check_positive_int
 from .base import LatentVariableModel
 from .networks import layer_widths, mlp
+
+_NO_SHAPE = torch.Size()  # rsample's default: one draw per batch element
 
 __all__ = ["GaussianChain", "TwoLevelVAE"]
 
@@ -43,7 +46,7 @@ class GaussianChain(Distribution):
         a_last (bool): lay values out as [b, a] rather than [a, b].
     """
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     support = constraints.real_vector
     has_rsample = True
 
@@ -63,7 +66,7 @@ class GaussianChain(Distribution):
     def _join(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.cat([b, a] if self.a_last else [a, b], dim=-1)
 
-    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape=_NO_SHAPE) -> torch.Tensor:
         a = self.first.rsample(sample_shape)
         return self._join(a, self.second(a).rsample())
 

@@ -11,8 +11,19 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
-from .._checks import (as_tensor, check_data, check_finite, check_int, check_nonempty, check_overflow,
-                       check_positive, check_same_device, check_shape, readable, validation)
+from .._checks import (
+    as_tensor,
+    check_data,
+    check_finite,
+    check_int,
+    check_nonempty,
+    check_overflow,
+    check_positive,
+    check_same_device,
+    check_shape,
+    readable,
+    validation,
+)
 from .base import LatentVariableModel
 
 __all__ = ["LinearGaussian"]
@@ -142,7 +153,7 @@ class LinearGaussian(LatentVariableModel):
         return check_overflow(recon - kl, x, "the ELBO")
 
     @classmethod
-    def fit(cls, x, z_dim: int, ddof: int = 0) -> "LinearGaussian":
+    def fit(cls, x, z_dim: int, ddof: int = 0) -> LinearGaussian:
         """The closed-form maximum-likelihood fit of Tipping & Bishop (1999).
 
         In the book's notation (chapter 2), with D = d_x and D_z = d_z = ``z_dim``: b is the sample mean; with
@@ -180,7 +191,7 @@ class LinearGaussian(LatentVariableModel):
         return cls(W, b, sigma2.sqrt())
 
     @torch.no_grad()
-    def em_step(self, x) -> "LinearGaussian":
+    def em_step(self, x) -> LinearGaussian:
         """One EM iteration; returns a new model (eq. ``em-lg-mstep``).
 
         For data points x_i, i = 1, …, n (the book's I):

@@ -10,8 +10,18 @@ from __future__ import annotations
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
-from .._checks import (as_tensor, check_data, check_finite, check_nonempty, check_overflow, check_positive,
-                       check_probability_vector, check_shape, readable, validation)
+from .._checks import (
+    as_tensor,
+    check_data,
+    check_finite,
+    check_nonempty,
+    check_overflow,
+    check_positive,
+    check_probability_vector,
+    check_shape,
+    readable,
+    validation,
+)
 from .base import LatentVariableModel
 
 __all__ = ["GaussianMixture"]

@@ -14,14 +14,14 @@ caller.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .._checks import check_positive_int
 
-__all__ = ["ConvDecoder", "ConvEncoder", "IMAGE_SIDE", "layer_widths", "mlp"]
+__all__ = ["IMAGE_SIDE", "ConvDecoder", "ConvEncoder", "layer_widths", "mlp"]
 
 IMAGE_SIDE = 28  # the conv networks are built for 28 × 28 single-channel images (x_dim = 784)
 _CHANNELS = (32, 64)  # channels after the first and the second stride-2 convolution

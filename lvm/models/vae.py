@@ -6,7 +6,8 @@ The encoder g(x; θ) gives the amortised approximate posterior q(z | x, θ) = N(
 (eq. ``vae-encoder``), the q that the ELBO (eq. ``elbo-three-forms``) and the IWAE bound are evaluated with.
 
 The VAE honours the same contract as every other model (``prior``, ``likelihood``), so
-:func:`lvm.ancestral_sample`, :func:`lvm.elbo <lvm.bounds.elbo>` and :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>` work on it unchanged. It has no
+:func:`lvm.ancestral_sample`, :func:`lvm.elbo <lvm.bounds.elbo>` and :func:`lvm.iwae_bound <lvm.bounds.iwae_bound>`
+work on it unchanged. It has no
 exact ``posterior`` or ``log_marginal`` — that intractability is the reason for the encoder.
 """
 
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from numbers import Real
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -244,7 +245,7 @@ def _check_network(net, name: str, shape_in: tuple[int, ...], shape_out: tuple[i
     try:
         with torch.no_grad():
             out = net(probe)
-    except Exception as exc:  # noqa: BLE001 — whatever the network raises, say what it was given
+    except Exception as exc:
         raise ValueError(f"{name} must map {what}; given zeros of shape {list(shape_in)} it raised "
                          f"{type(exc).__name__}: {exc}") from exc
     finally:
