@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT / "_ext"))
+import lvm_equations
+import notebooks
+import student_edition
 
-import lvm_equations  # noqa: E402
-import notebooks  # noqa: E402
-import student_edition  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())

@@ -11,14 +11,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+import book_pdf
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import book_pdf  # noqa: E402
 
 PDF_DIR = Path(os.environ.get("LVM_PDF_DIR", ROOT / "_build" / "pdf"))
 EDITIONS = {"instructor": PDF_DIR / "lvm-course-instructor.pdf", "student": PDF_DIR / "lvm-course-student.pdf"}

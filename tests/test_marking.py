@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+import student_edition
 
-import student_edition  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 EXERCISE = re.compile(r"^:::\{exercise\}\s*(.*)\n:label:\s*(\S+)", re.MULTILINE)

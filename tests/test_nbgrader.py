@@ -8,16 +8,15 @@ nbgrader pulls in JupyterLab, so it is in the ``[instructor]`` extra and these t
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+import student_edition
 
-import student_edition  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 pytestmark = pytest.mark.instructor
 

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+import otter_assign
 
-import otter_assign  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 pytestmark = pytest.mark.instructor
 

@@ -1,11 +1,9 @@
 """The site's Sphinx extensions (in _ext/), on hand-built document trees: no build needed."""
 
-import sys
 from pathlib import Path
 
 from docutils import nodes
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
 import lvm_equations
 import lvm_readable
 

@@ -12,18 +12,16 @@ import html
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import student_edition
+from lvm.exercises import ExerciseFeedback
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
 
-import student_edition  # noqa: E402
-
-from lvm.exercises import ExerciseFeedback  # noqa: E402
 
 STUDENT_SITE = Path(os.environ.get("LVM_STUDENT_SITE", ROOT / "_build" / "student" / "_build" / "html"))
 PAGES = sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.md"))

@@ -38,8 +38,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import student_edition
 import yaml
+
+import student_edition
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_CALL = re.compile(r"^(lvm\.exercises\.check_\w+)\((\w+)\)\s*$")
