@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,7 +76,7 @@ def check_same_device(d: torch.distributions.Distribution, device: torch.device,
                          f"the model's own encode or posterior), or move its parameters with .to({str(device)!r})")
 
 
-def as_tensor(value, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+def as_tensor(value: object, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Convert ``value`` to a real floating tensor, or explain why not.
 
     A floating tensor keeps its dtype and device unless ``dtype`` is given; arrays, lists and integer tensors
@@ -85,7 +86,7 @@ def as_tensor(value, name: str, dtype: torch.dtype | None = None) -> torch.Tenso
     return tensor.to(_target_dtype(value, tensor, dtype))
 
 
-def _real(value, name: str) -> torch.Tensor:
+def _real(value: object, name: str) -> torch.Tensor:
     """``value`` as a tensor in its own precision (numbers of any kind), refusing complex ones."""
     if isinstance(value, torch.Tensor):
         return _refuse_complex(value, name)
@@ -107,7 +108,7 @@ def _refuse_complex(tensor: torch.Tensor, name: str) -> torch.Tensor:
     return tensor
 
 
-def _target_dtype(value, tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
+def _target_dtype(value: object, tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
     if dtype is not None:
         return dtype
     if isinstance(value, torch.Tensor) and tensor.is_floating_point():
@@ -121,7 +122,7 @@ def check_finite(tensor: torch.Tensor, name: str) -> torch.Tensor:
     return tensor
 
 
-def check_data(x, name: str, *, dtype: torch.dtype | None = None, device: torch.device | None = None,
+def check_data(x: object, name: str, *, dtype: torch.dtype | None = None, device: torch.device | None = None,
                unit_interval: bool = False) -> torch.Tensor:
     """Data as a real tensor of ``dtype`` on ``device``, after checking its values where they are.
 
@@ -154,7 +155,7 @@ def check_positive(tensor: torch.Tensor, name: str) -> torch.Tensor:
     return tensor
 
 
-def as_scalar(value):
+def as_scalar(value: object) -> Any:
     """A 0-d (or one-element) tensor or a NumPy scalar as the Python number it holds; anything else unchanged.
 
     So that ``lr=torch.tensor(1e-3)`` or ``threshold=np.float32(0.01)`` pass a check for a real number, as a
@@ -168,7 +169,7 @@ def as_scalar(value):
     return value
 
 
-def check_real(value, name: str) -> float:
+def check_real(value: Any, name: str) -> float:
     """``value`` as one finite ``float``, or an error naming ``name``.
 
     Python numbers, NumPy scalars and one-element tensors count; a bool does not (``True`` passed as a mean is
@@ -187,7 +188,7 @@ def check_real(value, name: str) -> float:
     return number
 
 
-def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an ``int`` within [minimum, maximum], or a ``ValueError`` naming ``name``.
 
     Anything Python treats as an integer counts: ``int``, ``numpy.int64``, a 0-d integer tensor. A bool does
@@ -206,7 +207,7 @@ def check_int(value, name: str, minimum: int | None = None, maximum: int | None 
     return number
 
 
-def is_integer(value) -> bool:
+def is_integer(value: object) -> bool:
     """Whether ``value`` is an integer in the sense of :func:`check_int` (e.g. an int seed)."""
     try:
         check_int(value, "value")
@@ -215,7 +216,7 @@ def is_integer(value) -> bool:
     return True
 
 
-def check_positive_int(value, name: str) -> int:
+def check_positive_int(value: object, name: str) -> int:
     """An integer >= 1 (see :func:`check_int`)."""
     return check_int(value, name, minimum=1)
 

@@ -11,12 +11,15 @@ log-likelihood of −500 nats is normal, and exp(−500) is 0 in float32.
 - :func:`log_importance_weights`, :func:`iwae_bound`, :func:`importance_log_marginal`,
   :func:`naive_log_marginal` — importance sampling of p(x) (eqs. ``naive-mc``, ``iwae``), streamed in chunks.
 - :func:`gaussian_kl` — the closed-form KL between diagonal Gaussians (eq. ``gauss-kl``).
+- :func:`check_x`, :func:`draw_z`, :func:`dimensionwise_kl` — the steps these are made of, for the objectives
+  and diagnostics built on them (:mod:`lvm.objectives`, :mod:`lvm.diagnostics`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MultivariateNormal, Normal, kl_divergence
@@ -41,6 +44,10 @@ __all__ = [
     "iwae_bound",
     "log_importance_weights",
     "naive_log_marginal",
+    # the building blocks of the bounds, for objectives and diagnostics built on them
+    "check_x",
+    "draw_z",
+    "dimensionwise_kl",
 ]
 
 # Default chunk size: about this many numbers per chunk of importance samples — chunk × n × (the larger of
@@ -49,7 +56,7 @@ __all__ = [
 _CHUNK_ELEMENTS = 2**24
 
 
-def elbo(model, x: torch.Tensor, q: Distribution, n_samples: int = 1) -> torch.Tensor:
+def elbo(model: Any, x: torch.Tensor, q: Distribution, n_samples: int = 1) -> torch.Tensor:
     """The evidence lower bound E_q[log p(x | z)] − KL(q ‖ p(z)) for each data point (eq. ``elbo-recon-kl``).
 
     The reconstruction term is a Monte Carlo average over ``n_samples`` draws ``q.rsample()``, so the result
@@ -67,10 +74,10 @@ def elbo(model, x: torch.Tensor, q: Distribution, n_samples: int = 1) -> torch.T
     Returns:
         The ELBO of each data point, shape ``[n]``; never above log p(x) in expectation.
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
     check_positive_int(n_samples, "n_samples")
     _check_q(q, x, "q")
-    prior = model.prior()
+    prior: Distribution = model.prior()
     if q.has_enumerate_support:
         z = q.enumerate_support(expand=True)  # [K, n]
         recon = _expect_enumerated(q, z, model.likelihood(z).log_prob(x))
@@ -78,28 +85,29 @@ def elbo(model, x: torch.Tensor, q: Distribution, n_samples: int = 1) -> torch.T
         if kl is None:
             kl = _expect_enumerated(q, z, q.log_prob(z) - prior.log_prob(z))
         return recon - kl
-    z = _draw(q, n_samples)  # [S, n, *event]
-    recon = model.likelihood(z).log_prob(x).mean(0)
+    z = draw_z(q, n_samples)  # [S, n, *event]
+    likelihood: Distribution = model.likelihood(z)
+    recon = likelihood.log_prob(x).mean(0)
     kl = _analytic_kl(q, prior)
     if kl is None:
         kl = (q.log_prob(z) - prior.log_prob(z)).mean(0)
     return recon - kl
 
 
-def elbo_joint_entropy(model, x: torch.Tensor, q: Distribution, n_samples: int = 1) -> torch.Tensor:
+def elbo_joint_entropy(model: Any, x: torch.Tensor, q: Distribution, n_samples: int = 1) -> torch.Tensor:
     """The same ELBO written as E_q[log p(x, z)] + H[q], shape ``[n]`` (eq. ``elbo-three-forms``).
 
     The entropy is analytic when torch has it (Gaussians, categoricals), otherwise estimated by −log q(z) on
     the same draws. Enumerable q are summed over exactly. Arguments as in :func:`elbo`.
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
     check_positive_int(n_samples, "n_samples")
     _check_q(q, x, "q")
     if q.has_enumerate_support:
         z = q.enumerate_support(expand=True)
         return _expect_enumerated(q, z, model.joint_log_prob(x, z)) + q.entropy()
-    z = _draw(q, n_samples)
-    expected_joint = model.joint_log_prob(x, z).mean(0)
+    z = draw_z(q, n_samples)
+    expected_joint: torch.Tensor = model.joint_log_prob(x, z).mean(0)
     try:
         entropy = q.entropy()
     except NotImplementedError:
@@ -107,24 +115,25 @@ def elbo_joint_entropy(model, x: torch.Tensor, q: Distribution, n_samples: int =
     return expected_joint + entropy
 
 
-def elbo_via_posterior(model, x: torch.Tensor, q: Distribution) -> torch.Tensor:
+def elbo_via_posterior(model: Any, x: torch.Tensor, q: Distribution) -> torch.Tensor:
     """The ELBO written as log p(x) − KL(q ‖ p(z | x)), shape ``[n]`` (eq. ``elbo-three-forms``).
 
     Exact (no sampling), but only for models with a tractable ``posterior`` and ``log_marginal`` — the
     mixture and the linear-Gaussian model. It shows why the ELBO is a lower bound (KL ≥ 0) and when it is
     tight (q = p(z | x)). Arguments as in :func:`elbo`.
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
     _check_q(q, x, "q")
-    posterior = model.posterior(x)
+    posterior: Distribution = model.posterior(x)
     kl = _analytic_kl(q, posterior)
     if kl is None:
         raise ValueError(f"q: no closed-form KL between {type(q).__name__} and the model's "
                          f"{type(posterior).__name__} posterior")
-    return model.log_marginal(x) - kl
+    log_marginal: torch.Tensor = model.log_marginal(x)
+    return log_marginal - kl
 
 
-def log_importance_weights(model, x: torch.Tensor, q: Distribution, k: int,
+def log_importance_weights(model: Any, x: torch.Tensor, q: Distribution, k: int,
                            chunk_size: int | None = None) -> torch.Tensor:
     """log w_j = log p(x, z_j) − log q(z_j | x) for k draws z_j ~ q, shape ``[k, n]`` (eq. ``iwae``).
 
@@ -139,13 +148,13 @@ def log_importance_weights(model, x: torch.Tensor, q: Distribution, k: int,
         chunk_size: draws per chunk; ``None`` picks one that keeps a chunk near 2**24 numbers, counting per
             draw the larger of x and the outputs of the model's layers (measured once, on one draw).
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
     check_positive_int(k, "k")
     _check_q(q, x, "q")
     return torch.cat(list(_log_weight_chunks(model, x, q, k, chunk_size)), dim=0)
 
 
-def iwae_bound(model, x: torch.Tensor, q: Distribution, k: int, chunk_size: int | None = None) -> torch.Tensor:
+def iwae_bound(model: Any, x: torch.Tensor, q: Distribution, k: int, chunk_size: int | None = None) -> torch.Tensor:
     """The importance-weighted bound log (1/k) Σ_j p(x, z_j) / q(z_j | x), z_j ~ q, shape ``[n]`` (eq. ``iwae``).
 
     Its expectation is a lower bound on log p(x) that never decreases in k (k = 1 gives the ELBO) and tends
@@ -154,13 +163,13 @@ def iwae_bound(model, x: torch.Tensor, q: Distribution, k: int, chunk_size: int 
     (e^{−500} at d = 784) are never exponentiated, and memory does not grow with k. No gradients are tracked.
     Arguments as in :func:`log_importance_weights`.
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
     check_positive_int(k, "k")
     _check_q(q, x, "q")
     return _streaming_log_mean_exp(model, x, q, k, chunk_size)
 
 
-def importance_log_marginal(model, x: torch.Tensor, proposal: Distribution, n_samples: int,
+def importance_log_marginal(model: Any, x: torch.Tensor, proposal: Distribution, n_samples: int,
                             chunk_size: int | None = None) -> torch.Tensor:
     """log p̂(x) = log (1/S) Σ_s p(x, z_s) / r(z_s), z_s ~ r, with any proposal r; shape ``[n]``.
 
@@ -168,25 +177,26 @@ def importance_log_marginal(model, x: torch.Tensor, proposal: Distribution, n_sa
     data point) or ``[]`` (shared by all points, drawn independently for each). Same number as
     :func:`iwae_bound` with q = r.
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
     check_positive_int(n_samples, "n_samples")
     proposal = _per_point(proposal, x, "proposal")
     return _streaming_log_mean_exp(model, x, proposal, n_samples, chunk_size)
 
 
-def naive_log_marginal(model, x: torch.Tensor, n_samples: int, chunk_size: int | None = None) -> torch.Tensor:
+def naive_log_marginal(model: Any, x: torch.Tensor, n_samples: int, chunk_size: int | None = None) -> torch.Tensor:
     """log (1/S) Σ_s p(x | z_s) with z_s ~ p(z): Monte Carlo over the prior (eq. ``naive-mc``), shape ``[n]``.
 
     Unbiased for p(x) but useless in high dimensions: almost no prior draw explains a given x, so the
     estimate is dominated by the rare draw that does. Each data point gets its own draws.
     """
-    x = _check_x(model, x)
+    x = check_x(model, x)
     check_positive_int(n_samples, "n_samples")
     proposal = _per_point(model.prior(), x, "prior")
     return _streaming_log_mean_exp(model, x, proposal, n_samples, chunk_size)
 
 
-def gaussian_kl(mu_q, std_q, mu_p=0.0, std_p=1.0) -> torch.Tensor:
+def gaussian_kl(mu_q: torch.Tensor, std_q: torch.Tensor, mu_p: torch.Tensor | float = 0.0,
+                std_p: torch.Tensor | float = 1.0) -> torch.Tensor:
     """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) for diagonal Gaussians, summed over the last dimension (eq. ``gauss-kl``).
 
     Per dimension: log(σ_p / σ_q) + (σ_q² + (μ_q − μ_p)²) / (2 σ_p²) − ½. The defaults give the VAE's KL to
@@ -204,7 +214,8 @@ def gaussian_kl(mu_q, std_q, mu_p=0.0, std_p=1.0) -> torch.Tensor:
     mu_p = check_finite(_like(mu_p, "mu_p", mu_q), "mu_p")
     std_p = check_positive(_like(std_p, "std_p", mu_q), "std_p")
     try:
-        shape = torch.broadcast_shapes(mu_q.shape, std_q.shape, mu_p.shape, std_p.shape)
+        # torch.broadcast_shapes is not annotated in torch's own code (it returns a torch.Size).
+        shape = torch.broadcast_shapes(mu_q.shape, std_q.shape, mu_p.shape, std_p.shape)  # type: ignore[no-untyped-call]
     except RuntimeError as exc:
         raise ValueError(f"mu_q, std_q, mu_p and std_p must broadcast together, got shapes {list(mu_q.shape)}, "
                          f"{list(std_q.shape)}, {list(mu_p.shape)}, {list(std_p.shape)}") from exc
@@ -215,11 +226,79 @@ def gaussian_kl(mu_q, std_q, mu_p=0.0, std_p=1.0) -> torch.Tensor:
     return per_dim.expand(shape).sum(-1)
 
 
+# --- building blocks, public for the objectives and diagnostics built on them ------------------------------
+
+
+def check_x(model: Any, x: object) -> torch.Tensor:
+    """x as data for ``model``: ``[n, ...]`` with n >= 1, real and finite, checked and placed by the model.
+
+    What every bound here does first, and what an objective or a diagnostic written outside this module
+    should do too. A :class:`lvm.LatentVariableModel` checks what it knows (its shapes, a Bernoulli likelihood's
+    [0, 1]) and moves x to its own device; any other object gets the checks every model needs.
+
+    Args:
+        model: a latent variable model (or any object with the methods the bounds call).
+        x: data, a tensor or array of shape ``[n, ...]``.
+
+    Returns:
+        x as a floating tensor ``[n, ...]`` on the model's device.
+    """
+    x = as_tensor(x, "x")
+    if x.dim() < 1 or x.shape[0] < 1:
+        raise ValueError(f"x must have shape [n, ...] with n >= 1 data points, got {list(x.shape)}")
+    if isinstance(model, LatentVariableModel):
+        return model._check_x(x)
+    return check_data(x, "x")
+
+
+def draw_z(q: Distribution, n_samples: int) -> torch.Tensor:
+    """``n_samples`` draws z ~ q, ``[S, n, *event]``, differentiable in q's parameters (``rsample``).
+
+    The draws every Monte Carlo ELBO here is made of. A q without ``rsample`` gives the right value but no
+    gradient through z, so its parameters (an encoder's weights) would silently stop learning: refused
+    whenever a gradient could be asked for (under ``torch.no_grad()`` it is drawn with ``sample``).
+
+    Args:
+        q: a distribution over z with batch shape ``[n]``.
+        n_samples: S, the draws per data point.
+    """
+    if q.has_rsample:
+        return q.rsample((n_samples,))
+    if torch.is_grad_enabled() and _requires_grad(q):
+        raise ValueError(f"q cannot be reparameterised ({type(q).__name__} has no rsample): its samples would "
+                         "carry no gradient to q's parameters, so an encoder trained on this ELBO would not "
+                         "learn. Use a reparameterisable q (e.g. Normal) or an enumerable one (Categorical), "
+                         "or lvm.score_function_gradients; to evaluate the ELBO only, call it under "
+                         "torch.no_grad().")
+    return q.sample((n_samples,))
+
+
+def dimensionwise_kl(q: Distribution, p: Distribution, n_samples: int = 1) -> torch.Tensor:
+    """KL(q_j ‖ p_j) for each latent dimension j, ``[n, d_z]``, for q and p that factorise over z's dimensions.
+
+    Both must be ``Independent`` over one dimension (as a VAE's encoder and prior are): KL(q ‖ p) = Σ_j KL_j.
+    Closed form where torch has it for the base distributions (diagonal Gaussians: eq. ``gauss-kl`` per
+    dimension); otherwise the Monte Carlo average of log q_j(z_j) − log p_j(z_j) over ``n_samples`` draws.
+    """
+    if not (isinstance(q, Independent) and q.reinterpreted_batch_ndims == 1
+            and isinstance(p, Independent) and p.reinterpreted_batch_ndims == 1):
+        raise ValueError(f"a KL per latent dimension needs q and the prior to factorise over z's dimensions "
+                         f"(Independent distributions, like a VAE's diagonal Gaussians); got q a "
+                         f"{type(q).__name__} and the prior a {type(p).__name__}")
+    q_j: Distribution = q.base_dist  # batch [n, d_z]
+    p_j: Distribution = p.base_dist
+    try:
+        return kl_divergence(q_j, p_j)
+    except NotImplementedError:
+        z = draw_z(q, n_samples)  # [S, n, d_z]
+        return (q_j.log_prob(z) - p_j.log_prob(z)).mean(0)
+
+
 # --- the one streaming core ---------------------------------------------------------------------------------
 
 
 @torch.no_grad()
-def _log_weight_chunks(model, x: torch.Tensor, q: Distribution, k: int,
+def _log_weight_chunks(model: Any, x: torch.Tensor, q: Distribution, k: int,
                        chunk_size: int | None) -> Iterator[torch.Tensor]:
     """Yield log p(x, z) − log q(z) for successive chunks of draws z ~ q, each ``[chunk, n]``."""
     if chunk_size is None:
@@ -234,7 +313,7 @@ def _log_weight_chunks(model, x: torch.Tensor, q: Distribution, k: int,
         done += c
 
 
-def _default_chunk_size(model, x: torch.Tensor, q: Distribution) -> int:
+def _default_chunk_size(model: Any, x: torch.Tensor, q: Distribution) -> int:
     """Draws per chunk such that one chunk holds about ``_CHUNK_ELEMENTS`` numbers.
 
     One draw for all n points costs n × (the larger of x's size per point and the numbers the model's layers
@@ -246,18 +325,21 @@ def _default_chunk_size(model, x: torch.Tensor, q: Distribution) -> int:
 
 
 @torch.no_grad()
-def _layer_outputs_per_evaluation(model, x: torch.Tensor, q: Distribution) -> int:
+def _layer_outputs_per_evaluation(model: Any, x: torch.Tensor, q: Distribution) -> int:
     """How many numbers the model's layers (its leaf modules) output to evaluate log p(x, z) for one point and
     one draw, measured once with forward hooks (on one draw for all n points, divided by n); 0 for a model
     without layers."""
-    if not isinstance(model, torch.nn.Module):
+    # A name of its own for the module view: narrowing ``model`` to nn.Module would type model.joint_log_prob as
+    # nn.Module's dynamic attributes (a Tensor or a Module) instead of the model's method.
+    network = model if isinstance(model, torch.nn.Module) else None
+    if network is None:
         return 0
-    layers = [m for m in model.modules() if m is not model and next(m.children(), None) is None]
+    layers = [m for m in network.modules() if m is not network and next(m.children(), None) is None]
     if not layers:
         return 0
     count = 0
 
-    def add(module, inputs, output) -> None:
+    def add(module: torch.nn.Module, inputs: tuple[Any, ...], output: object) -> None:
         nonlocal count
         count += output.numel() if isinstance(output, torch.Tensor) else 0
 
@@ -274,33 +356,18 @@ def _layer_outputs_per_evaluation(model, x: torch.Tensor, q: Distribution) -> in
     return -(-count // x.shape[0])  # per point, rounded up
 
 
-def _streaming_log_mean_exp(model, x, q, k, chunk_size) -> torch.Tensor:
+def _streaming_log_mean_exp(model: Any, x: torch.Tensor, q: Distribution, k: int,
+                            chunk_size: int | None) -> torch.Tensor:
     """log (1/k) Σ_j w_j over all k draws, combining chunks with a running log-sum-exp."""
-    total = None
+    total: torch.Tensor | None = None
     for log_w in _log_weight_chunks(model, x, q, k, chunk_size):
         chunk_lse = torch.logsumexp(log_w, dim=0)
         total = chunk_lse if total is None else torch.logaddexp(total, chunk_lse)
+    assert total is not None  # k >= 1 (checked by every caller): at least one chunk
     return total - math.log(k)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def _draw(q: Distribution, n_samples: int) -> torch.Tensor:
-    """``n_samples`` draws z ~ q, ``[S, n, *event]``, differentiable in q's parameters (``rsample``).
-
-    A q without ``rsample`` gives the right value but no gradient through z, so its parameters (an encoder's
-    weights) would silently stop learning: refused whenever a gradient could be asked for.
-    """
-    if q.has_rsample:
-        return q.rsample((n_samples,))
-    if torch.is_grad_enabled() and _requires_grad(q):
-        raise ValueError(f"q cannot be reparameterised ({type(q).__name__} has no rsample): its samples would "
-                         "carry no gradient to q's parameters, so an encoder trained on this ELBO would not "
-                         "learn. Use a reparameterisable q (e.g. Normal) or an enumerable one (Categorical), "
-                         "or lvm.score_function_gradients; to evaluate the ELBO only, call it under "
-                         "torch.no_grad().")
-    return q.sample((n_samples,))
 
 
 def _requires_grad(d: Distribution) -> bool:
@@ -342,25 +409,6 @@ def _analytic_kl(q: Distribution, p: Distribution) -> torch.Tensor | None:
     return None
 
 
-def _kl_per_dimension(q: Distribution, p: Distribution, n_samples: int = 1) -> torch.Tensor:
-    """KL(q_j ‖ p_j) for each latent dimension j, ``[n, d_z]``, for q and p that factorise over z's dimensions.
-
-    Both must be ``Independent`` over one dimension (as a VAE's encoder and prior are): KL(q ‖ p) = Σ_j KL_j.
-    Closed form where torch has it for the base distributions (diagonal Gaussians: eq. ``gauss-kl`` per
-    dimension); otherwise the Monte Carlo average of log q_j(z_j) − log p_j(z_j) over ``n_samples`` draws.
-    """
-    factorised = all(isinstance(d, Independent) and d.reinterpreted_batch_ndims == 1 for d in (q, p))
-    if not factorised:
-        raise ValueError(f"a KL per latent dimension needs q and the prior to factorise over z's dimensions "
-                         f"(Independent distributions, like a VAE's diagonal Gaussians); got q a "
-                         f"{type(q).__name__} and the prior a {type(p).__name__}")
-    try:
-        return kl_divergence(q.base_dist, p.base_dist)
-    except NotImplementedError:
-        z = _draw(q, n_samples)  # [S, n, d_z]
-        return (q.base_dist.log_prob(z) - p.base_dist.log_prob(z)).mean(0)
-
-
 def _as_mvn(d: Distribution) -> MultivariateNormal | None:
     if isinstance(d, MultivariateNormal):
         return d
@@ -370,22 +418,8 @@ def _as_mvn(d: Distribution) -> MultivariateNormal | None:
     return None
 
 
-def _check_x(model, x) -> torch.Tensor:
-    """x ``[n, ...]`` with n >= 1, real and finite, checked and placed by the model where it can.
-
-    A :class:`LatentVariableModel` checks what it knows (its shapes, a Bernoulli likelihood's [0, 1]) and moves
-    x to its own device; any other object gets the checks every model needs.
-    """
-    x = as_tensor(x, "x")
-    if x.dim() < 1 or x.shape[0] < 1:
-        raise ValueError(f"x must have shape [n, ...] with n >= 1 data points, got {list(x.shape)}")
-    if isinstance(model, LatentVariableModel):
-        return model._check_x(x)
-    return check_data(x, "x")
-
-
-def _check_q(q, x: torch.Tensor, name: str) -> None:
-    """q has batch shape [n] and lives on x's device (the model's, where it has one: see :func:`_check_x`)."""
+def _check_q(q: object, x: torch.Tensor, name: str) -> None:
+    """q has batch shape [n] and lives on x's device (the model's, where it has one: see :func:`check_x`)."""
     if not isinstance(q, Distribution):
         raise ValueError(f"{name} must be a torch.distributions.Distribution over z, got {type(q).__name__}")
     if tuple(q.batch_shape) != (x.shape[0],):
@@ -394,7 +428,7 @@ def _check_q(q, x: torch.Tensor, name: str) -> None:
     check_same_device(q, x.device, name, "the model (and x)")
 
 
-def _per_point(d, x: torch.Tensor, name: str) -> Distribution:
+def _per_point(d: Distribution, x: torch.Tensor, name: str) -> Distribution:
     """``d`` with batch shape ``[n]``: a shared distribution (batch ``[]``) is expanded, one draw per point."""
     if isinstance(d, Distribution) and tuple(d.batch_shape) == ():
         d = d.expand((x.shape[0],))
@@ -402,5 +436,5 @@ def _per_point(d, x: torch.Tensor, name: str) -> Distribution:
     return d
 
 
-def _like(value, name: str, ref: torch.Tensor) -> torch.Tensor:
+def _like(value: object, name: str, ref: torch.Tensor) -> torch.Tensor:
     return as_tensor(value, name, dtype=ref.dtype).to(ref.device)

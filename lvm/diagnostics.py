@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ._checks import as_scalar, check_positive_int
-from .bounds import _check_x, _kl_per_dimension
+from .bounds import check_x, dimensionwise_kl
 from .objectives import Batch, unpack
 
 __all__ = ["active_units", "kl_per_dimension", "mutual_information", "mutual_information_gap"]
@@ -48,9 +48,9 @@ def kl_per_dimension(model, x: Batch, n_samples: int = 100) -> torch.Tensor:
         x: data ``[n, x_dim]``, or ``(x, y)`` with labels y ``[n]`` for a conditional VAE.
     """
     model_x, x = unpack(model, x)
-    x = _check_x(model_x, x)
+    x = check_x(model_x, x)
     with _evaluating(model):
-        return _kl_per_dimension(model_x.encode(x), model_x.prior(), n_samples).mean(0)
+        return dimensionwise_kl(model_x.encode(x), model_x.prior(), n_samples).mean(0)
 
 
 @torch.no_grad()
@@ -73,7 +73,7 @@ def active_units(model, x: Batch, threshold: float = 0.01) -> int:
     if isinstance(threshold, bool) or not isinstance(threshold, Real) or not threshold >= 0:
         raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
     model_x, x = unpack(model, x)
-    x = _check_x(model_x, x)
+    x = check_x(model_x, x)
     if x.shape[0] < 2:
         raise ValueError(f"x must hold at least two examples to measure a variance over them, got {x.shape[0]}")
     with _evaluating(model):

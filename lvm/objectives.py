@@ -31,10 +31,11 @@ from numbers import Real
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch.distributions import Distribution
 
 from . import bounds
 from ._checks import as_scalar, check_int, check_positive_int
-from .bounds import _check_x, _draw, _kl_per_dimension
+from .bounds import check_x, dimensionwise_kl, draw_z
 
 __all__ = ["Batch", "NamedObjective", "Objective", "ObjectiveFunction", "as_objective",
            "check_values", "describe", "elbo", "iwae", "record", "unpack"]
@@ -45,17 +46,23 @@ ObjectiveFunction = Callable[[Any, Batch, int], torch.Tensor]
 
 @runtime_checkable
 class Objective(Protocol):
-    """What ``fit`` needs of an objective: a call, a name and the settings.
-
-    Attributes:
-        name: what the objective is, e.g. ``"elbo"`` or ``"iwae"``.
-        settings: the numbers (or strings) that choose one objective of that name, e.g.
-            ``{"k": 16}``. Two objectives with the same name and settings are the same
-            one: that is how a resumed run recognises its objective.
+    """What ``fit`` needs of an objective: a call, a :attr:`name` and the
+    :attr:`settings`. Two objectives with the same name and settings are the same one:
+    that is how a resumed run recognises its objective.
     """
 
-    name: str
-    settings: Mapping[str, Any]
+    # Read-only properties rather than plain attributes: a frozen object (such as a
+    # NamedObjective) has them too, and an object with plain attributes still does.
+    @property
+    def name(self) -> str:
+        """What the objective is, e.g. ``"elbo"`` or ``"iwae"``."""
+        ...
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The numbers (or strings) that choose one objective of that name, e.g.
+        ``{"k": 16}``."""
+        ...
 
     def __call__(self, model: Any, batch: Batch, epoch: int) -> torch.Tensor:
         """Per-example values ``[B]`` to maximise."""
@@ -85,7 +92,7 @@ class NamedObjective:
         return hash(describe(self))
 
 
-def unpack(model, batch: Batch):
+def unpack(model: Any, batch: Batch) -> tuple[Any, torch.Tensor]:
     """``(the model of x, x)``: ``(model, x)`` for a tensor x, ``(model.given(y), x)``
     for ``(x, y)``.
 
@@ -150,14 +157,15 @@ def elbo(beta: float = 1.0, free_bits: float = 0.0, warmup_epochs: int = 0,
     n_samples = check_positive_int(n_samples, "n_samples")
     plain = beta == 1.0 and free_bits == 0.0 and warmup_epochs == 0
 
-    def beta_elbo(model, batch: Batch, epoch: int) -> torch.Tensor:
+    def beta_elbo(model: Any, batch: Batch, epoch: int) -> torch.Tensor:
         model_x, x = unpack(model, batch)
         if plain:  # the ELBO itself: lvm.elbo knows the KL of any q, factorised or not
             return bounds.elbo(model_x, x, model_x.encode(x), n_samples=n_samples)
-        x = _check_x(model_x, x)
+        x = check_x(model_x, x)
         q = model_x.encode(x)
-        recon = model_x.likelihood(_draw(q, n_samples)).log_prob(x).mean(0)  # [B]
-        kl = _kl_per_dimension(q, model_x.prior(), n_samples)  # [B, d_z]
+        likelihood: Distribution = model_x.likelihood(draw_z(q, n_samples))
+        recon = likelihood.log_prob(x).mean(0)  # [B]
+        kl = dimensionwise_kl(q, model_x.prior(), n_samples)  # [B, d_z]
         if free_bits > 0:
             batch_mean = kl.mean(0)
             kl = kl + (batch_mean.clamp(min=free_bits) - batch_mean)
@@ -184,11 +192,11 @@ def iwae(k: int) -> NamedObjective:
     """
     k = check_positive_int(k, "k")
 
-    def iwae_k(model, batch: Batch, epoch: int) -> torch.Tensor:
+    def iwae_k(model: Any, batch: Batch, epoch: int) -> torch.Tensor:
         model_x, x = unpack(model, batch)
-        x = _check_x(model_x, x)
+        x = check_x(model_x, x)
         q = model_x.encode(x)
-        z = _draw(q, k)  # [k, B, d_z]
+        z = draw_z(q, k)  # [k, B, d_z]
         log_w = model_x.joint_log_prob(x, z) - q.log_prob(z)  # [k, B]
         return torch.logsumexp(log_w, dim=0) - math.log(k)
 
@@ -206,20 +214,21 @@ def as_objective(objective: Objective | ObjectiveFunction) -> Objective:
     (``lvm.objectives.elbo``), a bound in place of an objective (``lvm.elbo``), a
     function that does not take ``(model, batch, epoch)``.
     """
-    if not callable(objective):
+    given: Any = objective  # checked below as whatever a caller passed, typed or not
+    if not callable(given):
         raise ValueError("objective must be a function or None, got "
-                         f"{type(objective).__name__}")
-    if objective in (elbo, iwae):
-        example = "beta=4)" if objective is elbo else "k=8)"
-        raise ValueError(f"objective: lvm.objectives.{objective.__name__} makes an "
+                         f"{type(given).__name__}")
+    if given in (elbo, iwae):
+        example = "beta=4)" if given is elbo else "k=8)"
+        raise ValueError(f"objective: lvm.objectives.{given.__name__} makes an "
                          "objective; call it, e.g. objective=lvm.objectives."
-                         f"{objective.__name__}({example}")
-    if objective in (bounds.elbo, bounds.iwae_bound):
-        raise ValueError(f"objective: lvm.{objective.__name__} computes a bound for "
+                         f"{given.__name__}({example}")
+    if given in (bounds.elbo, bounds.iwae_bound):
+        raise ValueError(f"objective: lvm.{given.__name__} computes a bound for "
                          "given q; fit needs a function (model, batch, epoch) -> one "
                          "value per example, such as lvm.objectives.elbo() or "
                          "lvm.objectives.iwae(k)")
-    _check_signature(objective)
+    _check_signature(given)
     if isinstance(objective, Objective):
         record(objective)  # storable settings: refused now, not at the first save
         return objective
@@ -274,7 +283,7 @@ def check_values(values: Any, batch: Batch) -> torch.Tensor:
     return values
 
 
-def _check_signature(objective) -> None:
+def _check_signature(objective: Callable[..., object]) -> None:
     try:
         signature = inspect.signature(objective)
     except (TypeError, ValueError):  # a builtin or C function: nothing to read
@@ -287,13 +296,13 @@ def _check_signature(objective) -> None:
                          f"value per example; {shown}{signature} cannot") from None
 
 
-def _setting_name(key) -> str:
+def _setting_name(key: object) -> str:
     if not isinstance(key, str):
         raise ValueError(f"objective.settings must have string keys, got {key!r}")
     return key
 
 
-def _plain(value, key: str):
+def _plain(value: object, key: str) -> object:
     """A setting as a plain value: a number, string, bool or None, or a list of them."""
     value = as_scalar(value)  # a 0-d tensor or NumPy scalar is the number it holds
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -312,7 +321,7 @@ def _warm(beta: float, epoch: int, warmup_epochs: int) -> float:
     return beta * min(1.0, check_positive_int(epoch, "epoch") / warmup_epochs)
 
 
-def _non_negative(value, name: str) -> float:
+def _non_negative(value: object, name: str) -> float:
     value = as_scalar(value)
     if isinstance(value, bool) or not isinstance(value, Real) \
             or not math.isfinite(value) or value < 0:
