@@ -12,6 +12,7 @@ Each plotting function takes an optional ``ax`` and returns it.
 from __future__ import annotations
 
 import io
+import os
 import json
 from collections.abc import Sequence
 
@@ -100,8 +101,22 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+# Set (to anything but 0) to have every figure rendered as SVG beside its PNG: a release's figure pack
+# (tools/figure_pack.py) takes both from the executed notebooks. The site keeps showing the PNG
+# (nb_mime_priority_overrides in _config.yml).
+FIGURE_SVG_VARIABLE = "LVM_FIGURE_SVG"
+
+
+def render_svg(fig: Figure) -> str:
+    """``fig`` as SVG text, for slides and print, cut to its drawn area as :func:`render_png` cuts the PNG."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", facecolor=fig.get_facecolor())
+    return buffer.getvalue()
+
+
 def use_course_style() -> None:
-    """Set the course's plotting style, and in Jupyter render every figure with :func:`render_png`."""
+    """Set the course's plotting style, and in Jupyter render every figure with :func:`render_png` (and with
+    :func:`render_svg` too when ``LVM_FIGURE_SVG`` is set)."""
     matplotlib.rcParams.update(STYLE)
     try:
         from IPython import get_ipython
@@ -115,6 +130,10 @@ def use_course_style() -> None:
     plt.close(plt.figure())  # the first figure loads the backend
     formatter = shell.display_formatter.formatters["image/png"]
     formatter.for_type(Figure, render_png)
+    if os.environ.get(FIGURE_SVG_VARIABLE, "0") != "0":
+        svg = shell.display_formatter.formatters["image/svg+xml"]
+        svg.for_type(Figure, render_svg)
+        svg.enabled = True
 
 
 def plot_digit_scatter(z, labels, ax=None, s: float = 16.0, alpha: float = 0.5, label_digits: bool = True):
