@@ -24,6 +24,7 @@ from . import objectives
 from ._checks import as_scalar, check_data, check_int, check_positive_int
 from .checkpoint import check_writable, checked_path
 from .device import autocast, training_device
+from .models.base import LatentVariableModel
 from .objectives import Objective
 from .progress import progress_mode
 
@@ -60,13 +61,13 @@ class FitArguments:
     bernoulli: bool  # the likelihood: data in [0, 1], ideally binary
 
 
-def check_fit_arguments(model, data, *, epochs, objective, batch_size, lr, scheduler,
+def check_fit_arguments(model: object, data, *, epochs, objective, batch_size, lr, scheduler,
                         x_val, device, seed, progress, checkpoint, transform, compile,
                         amp, n_samples, new_objective_ok) -> FitArguments:
     """Every argument of ``fit`` checked (``ValueError`` naming it), in the order a
     reader gives them; the data checked where they are, then copied to the device
     once."""
-    x_dim = _check_model(model)
+    model, x_dim = _check_model(model)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     n_samples = check_positive_int(n_samples, "n_samples")
@@ -95,7 +96,7 @@ def check_fit_arguments(model, data, *, epochs, objective, batch_size, lr, sched
     if amp and device.type != "cuda":
         warnings.warn(f"amp=True only applies on CUDA; training on {device} in full "
                       "precision", stacklevel=3)
-    bernoulli = getattr(model, "likelihood_name", None) == "bernoulli"
+    bernoulli = model.likelihood_name == "bernoulli"
     train, val = _datasets(model, data, x_val, x_dim, device)
     if transform is None and bernoulli and not is_binary(train[0]):
         warnings.warn(f"the training data are not binary {NOT_BINARY}. Binarise them, "
@@ -144,18 +145,18 @@ def is_binary(x: torch.Tensor) -> bool:
     return bool(((x == 0) | (x == 1)).all())
 
 
-def _check_model(model) -> int:
-    """The model's x_dim, after checking that ``fit`` can train it."""
-    if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "encode",
-                                                                             None)):
+def _check_model(model: object) -> tuple[LatentVariableModel, int]:
+    """The model and its x_dim, after checking that ``fit`` can train it: what it reads
+    is declared by :class:`lvm.LatentVariableModel` (``encode``, ``x_dim``)."""
+    if not isinstance(model, LatentVariableModel) or not model.has_encoder:
         raise ValueError("model must be a latent variable model with an encoder, "
                          "model.encode(x) -> q(z|x), such as lvm.VAE; got "
                          f"{type(model).__name__}")
-    x_dim = getattr(model, "x_dim", None)
-    if not isinstance(x_dim, int):
+    x_dim = model.x_dim
+    if isinstance(x_dim, bool) or not isinstance(x_dim, int):
         raise ValueError(f"model must have an integer x_dim (the data dimension); got "
                          f"{x_dim!r}")
-    return x_dim
+    return model, x_dim
 
 
 def _check_lr(lr) -> float:
@@ -166,13 +167,13 @@ def _check_lr(lr) -> float:
     return float(lr)
 
 
-def _datasets(model, data, x_val, x_dim: int, device: torch.device
+def _datasets(model: LatentVariableModel, data, x_val, x_dim: int, device: torch.device
               ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None]:
     """The training and validation data on the device, checked against the model now,
     not when validation first runs after a whole epoch."""
     train = _dataset(model, data, "data", x_dim, device)
     val = None if x_val is None else _dataset(model, x_val, "x_val", x_dim, device)
-    conditional = hasattr(model, "given")
+    conditional = model.is_conditional
     if val is not None and conditional and len(val) == 1:
         raise ValueError(f"x_val must be a pair (x, y) with the class labels: a "
                          f"{type(model).__name__} needs them")
@@ -185,7 +186,7 @@ def _datasets(model, data, x_val, x_dim: int, device: torch.device
     return train, val
 
 
-def _dataset(model, data, name: str, x_dim: int, device: torch.device
+def _dataset(model: LatentVariableModel, data, name: str, x_dim: int, device: torch.device
              ) -> tuple[torch.Tensor, ...]:
     """``(x,)`` or ``(x, y)`` on the device: the one copy of the data that training
     makes."""
@@ -211,10 +212,11 @@ def _dataset(model, data, name: str, x_dim: int, device: torch.device
     return x, y.to(device)
 
 
-def _data(model, x, name: str, x_dim: int, device: torch.device) -> torch.Tensor:
+def _data(model: LatentVariableModel, x, name: str, x_dim: int, device: torch.device
+          ) -> torch.Tensor:
     """The data set ``[n, x_dim]``, its values checked once where they are (finite; in
     [0, 1] for a Bernoulli likelihood), then copied to the device."""
-    bernoulli = getattr(model, "likelihood_name", None) == "bernoulli"
+    bernoulli = model.likelihood_name == "bernoulli"
     x = check_data(x, name, dtype=_parameter_dtype(model), unit_interval=bernoulli)
     if x.dim() != 2 or x.shape[1] != x_dim:
         raise ValueError(f"{name} must have shape [n, {x_dim}] (n examples of the "
@@ -225,7 +227,7 @@ def _data(model, x, name: str, x_dim: int, device: torch.device) -> torch.Tensor
     return x.to(device)
 
 
-def _parameter_dtype(model) -> torch.dtype:
+def _parameter_dtype(model: LatentVariableModel) -> torch.dtype:
     for p in model.parameters():
         if p.is_floating_point():
             return p.dtype

@@ -60,7 +60,7 @@ class ConditionalVAE(VAE):
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Independent:
         """q(z | x, y) = N(μ([x, e_y]), diag σ([x, e_y])²): batch shape ``x.shape[:-1]``, event ``[z_dim]``."""
-        x = self._check_x(x)
+        x = self.check_x(x)
         return self._posterior_from(self.encoder(torch.cat([x, self._one_hot(y, x.shape[:-1], "x")], dim=-1)))
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> Independent:
@@ -138,13 +138,27 @@ class LabelledModel(LatentVariableModel):
     """p(x, z | y) for fixed labels y: a :class:`ConditionalVAE` seen as a model of x alone.
 
     ``prior()`` is the VAE's; ``likelihood(z)``, ``decode(z)`` and ``encode(x)`` pass the labels on. x must have
-    one label per row (x ``[n, x_dim]`` with y ``[n]``).
+    one label per row (x ``[n, x_dim]`` with y ``[n]``). ``x_dim``, ``z_dim`` and ``likelihood_name`` are the
+    VAE's, read from it.
     """
 
     def __init__(self, model: ConditionalVAE, y: torch.Tensor):
         super().__init__()
         self.model, self.y = model, y
-        self.x_dim, self.z_dim, self.likelihood_name = model.x_dim, model.z_dim, model.likelihood_name
+
+    # Read from the VAE, not copied; the base class declares them as plain attributes, which a read-only
+    # property may not override in mypy's eyes.
+    @property
+    def x_dim(self) -> int:  # type: ignore[override]
+        return self.model.x_dim
+
+    @property
+    def z_dim(self) -> int:  # type: ignore[override]
+        return self.model.z_dim
+
+    @property
+    def likelihood_name(self) -> str:  # type: ignore[override]
+        return self.model.likelihood_name
 
     def prior(self) -> Distribution:
         return self.model.prior()
@@ -153,13 +167,14 @@ class LabelledModel(LatentVariableModel):
         return self.model.likelihood(z, self.y)
 
     def encode(self, x: torch.Tensor) -> Distribution:
-        return self.model.encode(self._check_x(x), self.y)
+        return self.model.encode(self.check_x(x), self.y)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.model.decode(z, self.y)
 
-    def _check_x(self, x) -> torch.Tensor:
-        x = self.model._check_x(x)
+    def check_x(self, x: torch.Tensor) -> torch.Tensor:
+        """x ``[n, x_dim]`` as the VAE checks it, with one row per label."""
+        x = self.model.check_x(x)
         if tuple(x.shape[:-1]) != tuple(self.y.shape):
             raise ValueError(f"x of shape {list(x.shape)} needs one label per row, but y has shape "
                              f"{list(self.y.shape)}")

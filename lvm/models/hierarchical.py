@@ -86,6 +86,12 @@ class TwoLevelVAE(LatentVariableModel):
         hidden_top: hidden widths of the networks between z1 and z2.
     """
 
+    x_dim: int
+    z_dim: int
+    likelihood_name: str
+    top_loc: torch.Tensor  # buffers: p(z2) = N(top_loc, diag top_scale²)
+    top_scale: torch.Tensor
+
     def __init__(self, x_dim: int, z1_dim: int, z2_dim: int, hidden: Sequence[int] = (400,),
                  hidden_top: Sequence[int] = (100,)):
         super().__init__()
@@ -109,7 +115,7 @@ class TwoLevelVAE(LatentVariableModel):
 
     def encode(self, x: torch.Tensor) -> GaussianChain:
         """q(z1, z2 | x) = q(z1 | x) q(z2 | z1): batch shape ``x.shape[:-1]``, event ``[z_dim]``."""
-        first = _diagonal_gaussian(self.encoder_1(self._check_x(x)))
+        first = _diagonal_gaussian(self.encoder_1(self.check_x(x)))
         return GaussianChain(first, lambda z1: _diagonal_gaussian(self.encoder_2(z1)), self.z2_dim)
 
     def likelihood(self, z: torch.Tensor) -> Independent:
@@ -126,7 +132,9 @@ class TwoLevelVAE(LatentVariableModel):
                              f"{list(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
         return z[..., :self.z1_dim].to(self.top_loc.device)
 
-    def _check_x(self, x) -> torch.Tensor:
+    def check_x(self, x: torch.Tensor) -> torch.Tensor:
+        """x ``[..., x_dim]``, real and in [0, 1] (the likelihood is Bernoulli), in the model's dtype on its
+        device."""
         x = check_data(x, "x", dtype=self.top_loc.dtype, device=self.top_loc.device, unit_interval=True)
         if x.dim() == 0 or x.shape[-1] != self.x_dim:
             raise ValueError(f"x must have shape [..., {self.x_dim}], got {list(x.shape)}")

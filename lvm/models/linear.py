@@ -41,6 +41,8 @@ class LinearGaussian(LatentVariableModel):
         sigma: the noise standard deviation σ > 0, a scalar.
     """
 
+    likelihood_name = "gaussian"  # p(x | z) is a Gaussian
+
     def __init__(self, W, b, sigma):
         super().__init__()
         W = check_finite(as_tensor(W, "W"), "W")
@@ -65,12 +67,16 @@ class LinearGaussian(LatentVariableModel):
         """σ = exp(log σ), a 0-dim tensor."""
         return self.log_sigma.exp()
 
+    # Read from W, so they cannot disagree with it; the base class declares them as plain attributes, which
+    # a read-only property may not override in mypy's eyes.
     @property
-    def x_dim(self) -> int:
+    def x_dim(self) -> int:  # type: ignore[override]
+        """d_x, W's rows."""
         return self.W.shape[0]
 
     @property
-    def z_dim(self) -> int:
+    def z_dim(self) -> int:  # type: ignore[override]
+        """d_z, W's columns."""
         return self.W.shape[1]
 
     def prior(self) -> Independent:
@@ -109,7 +115,7 @@ class LinearGaussian(LatentVariableModel):
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """The exact log p(x), shape ``[n]`` for x of shape ``[n, d_x]``."""
-        x = self._check_x(x)
+        x = self.check_x(x)
         return check_overflow(self.marginal().log_prob(x), x, "log p(x)")
 
     def posterior(self, x: torch.Tensor) -> MultivariateNormal:
@@ -118,7 +124,7 @@ class LinearGaussian(LatentVariableModel):
         M is only ``[d_z, d_z]``: inverting it is cheaper than inverting the ``[d_x, d_x]`` marginal covariance,
         and the posterior covariance does not depend on x.
         """
-        x = self._check_x(x)
+        x = self.check_x(x)
         self._check_parameters()
         m_inv = torch.cholesky_inverse(torch.linalg.cholesky(self._m_matrix()))
         mean = (x - self.b) @ self.W @ m_inv  # M⁻¹ is symmetric: row i is (M⁻¹ Wᵀ (x_i − b))ᵀ
@@ -138,7 +144,7 @@ class LinearGaussian(LatentVariableModel):
             q: a Gaussian over z with batch shape ``[n]`` and event shape ``[d_z]``: a ``MultivariateNormal``
                 or an ``Independent(Normal, 1)`` (diagonal).
         """
-        x = self._check_x(x)
+        x = self.check_x(x)
         check_same_device(q, self.W.device, "q", "the model")
         mean, cov = _gaussian_moments(q, self.z_dim, x.shape[0])
         d_x, d_z = self.x_dim, self.z_dim
@@ -204,7 +210,7 @@ class LinearGaussian(LatentVariableModel):
         the ELBO tight and the M-step maximises it, so log p(x) never decreases (chapter 4: EM is coordinate
         ascent on the ELBO).
         """
-        x = self._check_x(x)
+        x = self.check_x(x)
         n = x.shape[0]
         W, b, var = self.W, self.b, self.sigma**2
         m_inv = torch.cholesky_inverse(torch.linalg.cholesky(self._m_matrix()))
@@ -229,7 +235,7 @@ class LinearGaussian(LatentVariableModel):
         eye = torch.eye(self.z_dim, dtype=self.W.dtype, device=self.W.device)
         return self.W.T @ self.W + self.sigma**2 * eye
 
-    def _check_x(self, x) -> torch.Tensor:
+    def check_x(self, x: torch.Tensor) -> torch.Tensor:
         """x ``[n, d_x]`` with n >= 1, finite in the model's dtype, on its device."""
         x = check_data(x, "x", dtype=self.W.dtype, device=self.W.device)
         check_shape(x, "x", [None, self.x_dim], f"n points in d_x = {self.x_dim} dimensions")

@@ -36,6 +36,11 @@ class GaussianMixture(LatentVariableModel):
         stds: component standard deviations σ > 0, the same shape as ``means``.
     """
 
+    likelihood_name = "gaussian"  # p(x | z) is a Gaussian
+    weights: torch.Tensor  # buffers: λ [N], μ and σ [N] or [N, D]
+    means: torch.Tensor
+    stds: torch.Tensor
+
     def __init__(self, weights, means, stds):
         super().__init__()
         weights = check_probability_vector(as_tensor(weights, "weights"), "weights")
@@ -58,7 +63,7 @@ class GaussianMixture(LatentVariableModel):
         return self.weights.shape[0]
 
     @property
-    def x_dim(self) -> int | None:
+    def x_dim(self) -> int | None:  # type: ignore[override]  # read from the means (the base declares an attribute)
         """D for a D-dimensional mixture, ``None`` for a mixture on the real line."""
         return None if self.means.dim() == 1 else self.means.shape[1]
 
@@ -86,12 +91,12 @@ class GaussianMixture(LatentVariableModel):
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x), shape ``[I]``; computed with log-sum-exp, so far-out points do not underflow."""
-        x = self._check_x(x)
+        x = self.check_x(x)
         return check_overflow(self.marginal().log_prob(x), x, "log p(x)")
 
     def posterior(self, x: torch.Tensor) -> Categorical:
         """p(z | x) by Bayes' rule: λ_n N(x | μ_n, σ_n²) / p(x) (eq. ``responsibilities``), batch ``[I]``."""
-        x = self._check_x(x)
+        x = self.check_x(x)
         # log p(x | z=n) for every point and every component: x broadcast against the N components.
         x_per_component = x.unsqueeze(-1) if self.x_dim is None else x.unsqueeze(-2)
         log_joint = self.components().log_prob(x_per_component) + self.weights.log()
@@ -106,7 +111,7 @@ class GaussianMixture(LatentVariableModel):
         normal = Normal(means, stds, validate_args=validation(means))
         return normal if self.x_dim is None else Independent(normal, 1)
 
-    def _check_x(self, x) -> torch.Tensor:
+    def check_x(self, x: torch.Tensor) -> torch.Tensor:
         """x ``[I]`` or ``[I, D]`` with I >= 1, finite in the model's dtype, on its device."""
         x = check_data(x, "x", dtype=self.weights.dtype, device=self.weights.device)
         if self.x_dim is None:

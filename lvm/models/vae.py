@@ -67,6 +67,12 @@ class VAE(LatentVariableModel):
     over all its leading dimensions.
     """
 
+    x_dim: int
+    z_dim: int
+    likelihood_name: str  # "bernoulli" or "gaussian"
+    prior_loc: torch.Tensor  # buffers: p(z) = N(prior_loc, diag prior_scale²)
+    prior_scale: torch.Tensor
+
     def __init__(self, x_dim: int, z_dim: int, hidden: Sequence[int] = (400,), likelihood: str = "bernoulli",
                  *, sigma: float | None = None, architecture: str = "mlp", encoder: torch.nn.Module | None = None,
                  decoder: torch.nn.Module | None = None):
@@ -123,7 +129,7 @@ class VAE(LatentVariableModel):
 
         (eq. ``vae-encoder``)
         """
-        return self._posterior_from(self.encoder(self._check_x(x)))
+        return self._posterior_from(self.encoder(self.check_x(x)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The mean of p(x | z): pixel probabilities (Bernoulli) or f(z; φ) (Gaussian), ``[..., x_dim]``."""
@@ -212,9 +218,10 @@ class VAE(LatentVariableModel):
         # a log-likelihood summed over 784 pixels in bf16 (8 significant bits) would be too coarse.
         return out.to(self.prior_loc.dtype)
 
-    def _check_x(self, x) -> torch.Tensor:
+    def check_x(self, x: torch.Tensor) -> torch.Tensor:
         """x ``[..., x_dim]``: real, finite, in [0, 1] for a Bernoulli likelihood; moved to the model's device
-        and dtype (its values are read where they are, before the move). The bounds call this too."""
+        and dtype (its values are read where they are, before the move). :meth:`encode` and the bounds call
+        it."""
         x = check_data(x, "x", dtype=self.prior_loc.dtype, device=self.prior_loc.device,
                        unit_interval=self.likelihood_name == "bernoulli")
         return self._check_last_dim(x, "x", self.x_dim)
