@@ -59,7 +59,8 @@ def test_every_model_samples_and_has_an_elbo_and_an_iwae_bound(case: ModelCase):
         iwae_value = lvm.iwae_bound(model, x, q, k=8, chunk_size=3)
         torch.manual_seed(5)  # the same draws, so the bound is the log-mean of these weights
         log_w = lvm.log_importance_weights(model, x, q, k=8, chunk_size=3)
-    for v in (value, elbo_other_form, iwae_value):
+        naive = lvm.naive_log_marginal(model, x, 8)  # the prior as the proposal, expanded to one per point
+    for v in (value, elbo_other_form, iwae_value, naive):
         assert v.shape == (N,) and torch.isfinite(v).all()
     assert log_w.shape == (8, N) and torch.isfinite(log_w).all()
     torch.testing.assert_close(iwae_value, torch.logsumexp(log_w, dim=0) - math.log(8))

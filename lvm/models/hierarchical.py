@@ -74,6 +74,11 @@ class GaussianChain(Distribution):
         a, b = self._split(value)
         return self.first.log_prob(a) + self.second(a).log_prob(b)
 
+    def expand(self, batch_shape: Sequence[int] | torch.Size, _instance: object = None) -> GaussianChain:
+        """The chain with batch shape ``batch_shape``: ``first`` expanded; ``second(a)`` follows a's shape.
+        :func:`lvm.naive_log_marginal` draws from the prior this way, one batch of draws per data point."""
+        return GaussianChain(self.first.expand(torch.Size(batch_shape)), self.second, self.b_dim, self.a_last)
+
 
 class TwoLevelVAE(LatentVariableModel):
     """p(z2) = N(0, I), p(z1 | z2) and q(z2 | z1) diagonal Gaussians from small MLPs, q(z1 | x) from an MLP,
