@@ -247,7 +247,7 @@ def check_x(model: Any, x: object) -> torch.Tensor:
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(f"x must have shape [n, ...] with n >= 1 data points, got {list(x.shape)}")
     if isinstance(model, LatentVariableModel):
-        return model._check_x(x)
+        return model.check_x(x)
     return check_data(x, "x")
 
 

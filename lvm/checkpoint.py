@@ -25,7 +25,7 @@ import torch
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
 
-def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
+def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
     """Write ``state`` (tensors, numbers, strings, lists and dicts of them) to ``path``
     atomically.
 
@@ -76,7 +76,7 @@ def _readable_back(tmp: str, state: Mapping[str, Any]) -> None:
                          "torch.as_tensor(array) or model.state_dict()") from None
 
 
-def load_checkpoint(path: str | os.PathLike,
+def load_checkpoint(path: str | os.PathLike[str],
                     map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``:
     tensors and containers only).
@@ -131,7 +131,7 @@ def _damaged(name: str, shown: str, reason: str) -> ValueError:
                       "Delete it (or pass a new path) and train again.")
 
 
-def checked_path(path, name: str) -> Path:
+def checked_path(path: object, name: str) -> Path:
     """``path`` as a :class:`~pathlib.Path` to a file (existing or not), or a
     ``ValueError`` naming ``name``."""
     if not isinstance(path, (str, os.PathLike)):

@@ -63,7 +63,7 @@ def training_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-def autocast(device: torch.device, enabled: bool) -> Callable[[], AbstractContextManager]:
+def autocast(device: torch.device, enabled: bool) -> Callable[[], AbstractContextManager[object]]:
     """A factory of the context that a training step runs in: bf16 autocast where it is
     asked for and the device is CUDA (densities stay in float32), else nothing."""
     if enabled and device.type == "cuda":

@@ -37,7 +37,7 @@ def em_step(model: GaussianMixture, x: torch.Tensor, min_std: float = 1e-3) -> G
     ``min_std`` keeps a component that collapses onto a single point from reaching σ = 0, where the
     likelihood of a mixture is unbounded.
     """
-    x = model._check_x(x)
+    x = model.check_x(x)
     q = model.responsibilities(x)  # E-step: q_in = p(z = n | x_i), [I, N]
     i_n = q.sum(0)  # I_n = Σ_i q_in, the effective number of points each component explains
     weights = i_n / i_n.sum()

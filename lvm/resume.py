@@ -146,7 +146,7 @@ class RunCheckpoint:
         if saved == self.fingerprint:
             return
 
-        def shapes(prints):
+        def shapes(prints: dict[str, Any] | list[dict[str, Any]]) -> object:
             if isinstance(prints, dict):
                 return prints["shape"]
             return [f["shape"] for f in prints]
@@ -205,5 +205,6 @@ def fingerprint(data: tuple[torch.Tensor, ...]
 
 def _tensor_fingerprint(t: torch.Tensor) -> dict[str, Any]:
     t = t.detach().contiguous().cpu()
-    digest = hashlib.sha256(t.view(torch.uint8).numpy()).hexdigest()
+    # An ndarray has the buffer protocol; numpy's stubs declare it (__buffer__) only for Python >= 3.12.
+    digest = hashlib.sha256(t.view(torch.uint8).numpy()).hexdigest()  # type: ignore[arg-type]
     return {"shape": list(t.shape), "dtype": str(t.dtype), "sha256": digest}

@@ -53,6 +53,10 @@ __all__ = ["History", "NonFiniteLossError", "fit"]
 
 VAL_BATCH = 4096  # validation takes no gradients, so it can use much larger batches
 
+# A training step's loss: (batch, epoch) -> (−mean of the objective, to minimise, and
+# its sum, detached, to report).
+LossFunction = Callable[[Batch, int], tuple[torch.Tensor, torch.Tensor]]
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite. The model holds the weights of the last
@@ -75,7 +79,7 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int,
         scheduler: Callable[[torch.optim.Optimizer], LRScheduler] | None = None,
         x_val: Batch | None = None, device: str | torch.device | None = None,
         seed: int | None = None, progress: bool = True,
-        checkpoint: str | os.PathLike | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         compile: bool | str = False, amp: bool = False, n_samples: int = 1,
         new_objective_ok: bool = False) -> History:
@@ -214,7 +218,8 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int,
 # --- one epoch: train, validate, read back ------------------------------------------
 
 
-def _train_epoch(model, loss_fn, optimizer, run: FitArguments, epoch: int,
+def _train_epoch(model: torch.nn.Module, loss_fn: LossFunction,
+                 optimizer: torch.optim.Optimizer, run: FitArguments, epoch: int,
                  generator: torch.Generator, first: bool) -> torch.Tensor:
     """One pass over the data in a fresh random order; returns the sum of the
     objective's values (a device tensor: no sync)."""
@@ -235,14 +240,15 @@ def _train_epoch(model, loss_fn, optimizer, run: FitArguments, epoch: int,
         with run.autocast():
             loss, value_sum = loss_fn(batch, epoch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # Tensor.backward has no annotations in torch
         optimizer.step()
         total += value_sum
     return total
 
 
 @torch.no_grad()
-def _validate(model, objective: Objective, run: FitArguments) -> torch.Tensor:
+def _validate(model: torch.nn.Module, objective: Objective,
+              run: FitArguments) -> torch.Tensor:
     """Σ_i objective(x_i) over the validation data in eval mode, in large batches (0
     without them); a device tensor (no sync)."""
     total = torch.zeros((), device=run.device, dtype=sum_dtype(run.device))
@@ -258,7 +264,7 @@ def _validate(model, objective: Objective, run: FitArguments) -> torch.Tensor:
     return total
 
 
-def _read_back(model, total: torch.Tensor, val_total: torch.Tensor
+def _read_back(model: torch.nn.Module, total: torch.Tensor, val_total: torch.Tensor
                ) -> tuple[float, float, bool]:
     """The epoch's sums, and whether the loss and the weights are finite: the one
     synchronisation of the epoch."""
@@ -270,7 +276,8 @@ def _read_back(model, total: torch.Tensor, val_total: torch.Tensor
     return train_sum, val_sum, math.isfinite(train_sum) and ok == 1.0
 
 
-def _transformed(transform, x: torch.Tensor) -> torch.Tensor:
+def _transformed(transform: Callable[[torch.Tensor], object],
+                 x: torch.Tensor) -> torch.Tensor:
     # Handed a copy: on the CPU the training tensor is the caller's own, and an in-place
     # transform (x.bernoulli_()) overwrote it, turning dynamic binarisation static.
     out = transform(x.clone())
@@ -284,8 +291,8 @@ def _transformed(transform, x: torch.Tensor) -> torch.Tensor:
 # --- the loss ----------------------------------------------------------------------
 
 
-def _loss_function(model, objective: Objective, compile: bool | str
-                   ) -> Callable[[Batch, int], tuple[torch.Tensor, torch.Tensor]]:
+def _loss_function(model: torch.nn.Module, objective: Objective,
+                   compile: bool | str) -> LossFunction:
     def loss_fn(batch: Batch, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """−(mean of the objective over the batch), to minimise, and the objective's sum
         (detached), to report."""
@@ -296,11 +303,11 @@ def _loss_function(model, objective: Objective, compile: bool | str
         return loss_fn
     # An objective that does not read the epoch is compiled once: torch.compile guards
     # only on what the traced code reads (a KL warm-up's epoch, for one).
-    mode = {} if compile is True else {"mode": compile}
-    return torch.compile(loss_fn, dynamic=False, **mode)
+    mode = None if isinstance(compile, bool) else compile  # True: torch's default mode
+    return torch.compile(loss_fn, dynamic=False, mode=mode)
 
 
-def _non_finite(loss_fn, run: FitArguments, epoch: int, train_sum: float,
+def _non_finite(loss_fn: LossFunction, run: FitArguments, epoch: int, train_sum: float,
                 optimizer: torch.optim.Optimizer, history: History
                 ) -> NonFiniteLossError:
     """The error for a non-finite epoch, raised with the last good weights restored: the
@@ -330,7 +337,7 @@ def _non_finite(loss_fn, run: FitArguments, epoch: int, train_sum: float,
 # --- small helpers -----------------------------------------------------------------
 
 
-def _adam(model, lr: float) -> torch.optim.Adam:
+def _adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
     """Adam, fused where this torch and device support it.
 
     The fused implementation updates every parameter in one kernel: on a GPU many fewer
@@ -353,7 +360,7 @@ def _batch_order(device: torch.device, seed: int | None) -> torch.Generator:
     return generator
 
 
-def _copy_state(model) -> dict[str, torch.Tensor]:
+def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     # The last good weights stay on the device: a copy is cheap next to an epoch.
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
