@@ -12,8 +12,8 @@ Each plotting function takes an optional ``ax`` and returns it.
 from __future__ import annotations
 
 import io
-import os
 import json
+import os
 from collections.abc import Sequence
 
 import matplotlib
