@@ -57,7 +57,8 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
     import ipywidgets as widgets
 
     z_dim = getattr(model, "z_dim", None)
-    if not (hasattr(model, "encode") and hasattr(model, "decode")):
+    # has_encoder: the base class declares encode for every model, so its presence alone says nothing.
+    if not (getattr(model, "has_encoder", hasattr(model, "encode")) and hasattr(model, "decode")):
         raise TypeError(f"model must be a VAE with encode and decode methods, got {type(model).__name__}")
     if z_dim != 2:
         raise ValueError(f"model must have a two-dimensional latent space (z_dim = 2), got z_dim = {z_dim}")
@@ -65,7 +66,8 @@ def latent_space_explorer(model, x: torch.Tensor, labels: torch.Tensor, *,
     labels = torch.as_tensor(labels)
     if x.ndim != 2:
         raise ValueError(f"x must be a batch of flattened images [n, x_dim], got shape {tuple(x.shape)}")
-    x_dim = getattr(model, "x_dim", x.shape[1])
+    x_dim = getattr(model, "x_dim", None)
+    x_dim = x.shape[1] if x_dim is None else x_dim
     if x.shape[1] != x_dim:
         raise ValueError(f"x must have {x_dim} columns, the model's x_dim, got shape {tuple(x.shape)}")
     if labels.shape != (x.shape[0],):
