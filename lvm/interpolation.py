@@ -22,7 +22,9 @@ def _norm(z: torch.Tensor) -> torch.Tensor:
     """‖z‖ over the last dimension, without overflow: scaled by the largest entry first (the square of 1e20
     is inf in float32)."""
     scale = z.abs().amax(-1, keepdim=True)
-    return (z / scale.clamp_min(torch.finfo(z.dtype).tiny)).norm(dim=-1, keepdim=True) * scale
+    # Tensor.norm has no annotations in torch: its result is a tensor.
+    norm: torch.Tensor = (z / scale.clamp_min(torch.finfo(z.dtype).tiny)).norm(dim=-1, keepdim=True) * scale
+    return norm
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -51,7 +53,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.
         raise ValueError(f"t must lie in [0, 1], got values from {float(t.min()):.4g} to {float(t.max()):.4g}")
     t = t.unsqueeze(-1)
     try:
-        torch.broadcast_shapes(t.shape, z0.shape, z1.shape)
+        torch.broadcast_shapes(t.shape, z0.shape, z1.shape)  # type: ignore[no-untyped-call]  # unannotated in torch
     except RuntimeError:
         raise ValueError(f"z0 {list(z0.shape)}, z1 {list(z1.shape)} and t {list(t.shape[:-1])} must broadcast "
                          "(t gets a trailing dimension for the codes' last)") from None

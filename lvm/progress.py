@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from typing import Any
 
 from tqdm import tqdm as text_tqdm
 from tqdm.auto import tqdm as auto_tqdm
@@ -30,8 +31,11 @@ def progress_mode() -> str:
     return mode
 
 
-def progress_bar(*, total: int, initial: int = 0, desc: str, unit: str, enabled: bool = True):
-    """A ``tqdm`` bar over ``total`` steps, of the kind ``LVM_PROGRESS`` asks for (none if not ``enabled``)."""
+def progress_bar(*, total: int, initial: int = 0, desc: str, unit: str, enabled: bool = True) -> Any:
+    """A ``tqdm`` bar over ``total`` steps, of the kind ``LVM_PROGRESS`` asks for (none if not ``enabled``).
+
+    Typed ``Any``: tqdm carries no type information of its own (its stubs are the separate types-tqdm).
+    """
     mode = progress_mode()
     if not enabled or mode == "off":
         return text_tqdm(total=total, initial=initial, disable=True)

@@ -96,7 +96,8 @@ def _uniform(n: int, bounds: tuple[float, float], gen: torch.Generator) -> torch
     return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
 
 
-def _render(kind, x, y, scale, rotation, side: int, supersample: int) -> torch.Tensor:
+def _render(kind: torch.Tensor, x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor, rotation: torch.Tensor,
+            side: int, supersample: int) -> torch.Tensor:
     """Grey levels ``float32 [m, side * side]``: the fraction of each pixel's sub-pixels inside the shape."""
     fine = side * supersample
     centres = (torch.arange(fine, dtype=torch.float32) + 0.5) / fine  # sub-pixel centres in (0, 1)
