@@ -199,12 +199,19 @@ class _Watch(TorchFunctionMode):
         storages = {}
         for ref, _ in list(self._live.values()):
             t = ref()
+            if t is None:  # a tensor that died meanwhile
+                continue
             try:
-                storage = t.untyped_storage()  # (None has none: a tensor that died meanwhile)
+                storage = t.untyped_storage()
                 storages[storage.data_ptr()] = storage.nbytes() // t.element_size()
             except (AttributeError, RuntimeError, NotImplementedError, ZeroDivisionError):
                 continue  # gone, or a tensor without a plain storage (sparse, nested): not a copy of a chunk
         return sum(storages.values())
+
+
+# What _check_streaming measured last, in chunks' worth ("alive", "held", "peak", "largest"), for the tests that
+# measure the margins of its thresholds: a module-level record, its entries replaced by each measurement.
+_streaming_measured: dict[str, float] = {}
 
 
 def _check_streaming(fn: Callable, gen: torch.Generator) -> None:
@@ -255,7 +262,8 @@ def _check_streaming(fn: Callable, gen: torch.Generator) -> None:
             tracemalloc.stop()
     largest = watch.largest
     # What the answer held, in chunks' worth, kept for the tests that measure the margins of the thresholds below.
-    _check_streaming.measured = {"alive": max(alive), "held": max(held), "peak": peak, "largest": largest / per_chunk}
+    _streaming_measured.clear()
+    _streaming_measured.update(alive=max(alive), held=max(held), peak=peak, largest=largest / per_chunk)
     got = _tensor(out, "log_mean_exp_stream")
     if not _close(got, want):
         raise ExerciseFeedback(f"Wrong values for {n_chunks} chunks of {rows} draws, the second time: expected "

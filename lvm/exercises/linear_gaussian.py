@@ -45,7 +45,7 @@ def check_ppca_posterior(fn: Callable, n_trials: int = 10, seed: int = 2) -> Non
     n_trials, gen = _start(fn, seed, n_trials)
     f64 = torch.float64
     n = 9  # more points than latent dimensions, so a transposed mean cannot have the right shape
-    right_for = set()
+    right_for: set[str] = set()
     for trial in range(n_trials):
         d_x = int(torch.randint(2, 9, (1,), generator=gen))
         d_z = int(torch.randint(1, d_x, (1,), generator=gen))

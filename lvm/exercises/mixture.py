@@ -40,7 +40,7 @@ def check_mixture_log_density(fn: Callable, n_trials: int = 20, seed: int = 0) -
     stay comparable far out (keeping only the nearest one fails there).
     """
     n_trials, gen = _start(fn, seed, n_trials)
-    right_for = set()
+    right_for: set[str] = set()
     for trial in range(n_trials):
         model = _random_mixture(gen, _trial_k(trial))
         x = 8 * torch.rand(7, generator=gen, dtype=torch.float64) - 4
@@ -183,7 +183,7 @@ def check_responsibilities(fn: Callable, n_trials: int = 20, seed: int = 1) -> N
     which share the far points (about 0.23 : 0.77 at x = 60) instead of giving each to the nearer one.
     """
     n_trials, gen = _start(fn, seed, n_trials)
-    right_for = set()
+    right_for: set[str] = set()
     for trial in range(n_trials):
         model = _random_mixture(gen, _trial_k(trial))
         x = 8 * torch.rand(6, generator=gen, dtype=torch.float64) - 4

@@ -90,7 +90,7 @@ def _explain_probabilities(err: Exception) -> str | None:
 
 
 def _diagnose_vae_loss(fn, got, want, recon, kl, b, d, mu, sigma) -> None:
-    def matches(value) -> None:
+    def matches(value) -> bool:
         return _close(got, torch.as_tensor(value, dtype=torch.float64))
 
     if matches(b * want):
