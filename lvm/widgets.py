@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
@@ -36,7 +37,7 @@ class Explorer:
     it, as a student's slider would.
     """
 
-    def __init__(self, draw: Callable[..., object], controls: Mapping[str, object],
+    def __init__(self, draw: Callable[..., object], controls: Mapping[str, Any],
                  figsize: tuple[float, float] = (6.4, 3.4), titles: Mapping[str, str] | None = None):
         import ipywidgets as widgets  # only explorers need ipywidgets
 

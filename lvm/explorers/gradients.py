@@ -20,6 +20,8 @@ second for the first draws with the baseline in a session) and kept, so a redraw
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .._checks import check_int, check_real
@@ -27,8 +29,8 @@ from ..gradients import reparameterised_gradients, score_function_gradients
 from ..plot import COLORS
 from ..widgets import Explorer
 
-__all__ = ["BASELINES", "DEFAULT_SAMPLE_SIZES", "DEFAULT_SIGMAS", "estimator_draws", "estimator_explorer",
-           "exact_variance"]
+__all__ = ["BASELINES", "DEFAULT_SAMPLE_SIZES", "DEFAULT_SIGMAS", "EstimatorExplorer", "estimator_draws",
+           "estimator_explorer", "exact_variance"]
 
 DEFAULT_SAMPLE_SIZES = (1, 2, 4, 8, 16, 32, 64)
 DEFAULT_SIGMAS = tuple(round(0.2 + 0.1 * i, 1) for i in range(11))  # 0.2, 0.3, ..., 1.2
@@ -86,9 +88,16 @@ def estimator_draws(mu: float, sigma: float, n_samples: int, baseline: str = "no
     return {"score function": score.mean(0), "reparameterised": reparam.detach().mean(0)}
 
 
+class EstimatorExplorer(Explorer):
+    """The :class:`lvm.widgets.Explorer` of :func:`estimator_explorer`: its ``draws(n_samples, baseline, sigma)``
+    returns the plotted averages of a setting, as :func:`estimator_draws` does."""
+
+    draws: Callable[[int, str, float], dict[str, torch.Tensor]]
+
+
 def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT_SAMPLE_SIZES,
                        sigmas=DEFAULT_SIGMAS, repeats: int = 4000, seed: int = 0,
-                       x_range: tuple[float, float] | None = None) -> Explorer:
+                       x_range: tuple[float, float] | None = None) -> EstimatorExplorer:
     """Controls for S, the baseline and σ; histograms of both gradient estimators against the exact one.
 
     For h(z) = z² and q = N(mu, σ²), the top panel is the histogram of ``repeats`` S-sample averages of the
@@ -111,10 +120,10 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
         x_range: the horizontal axis (low, high), low < high; ``None`` for 2μ ± 7.5.
 
     Returns:
-        An :class:`lvm.widgets.Explorer` with controls ``n_samples`` (a ``SelectionSlider`` over
-        ``sample_sizes``), ``baseline`` (``ToggleButtons``, ``"none"`` or ``"E[h]"``) and ``sigma`` (a
-        ``SelectionSlider`` over ``sigmas``). Its ``draws(n_samples, baseline, sigma)`` returns the plotted
-        averages of a setting, as :func:`estimator_draws` does.
+        An :class:`EstimatorExplorer` (an :class:`lvm.widgets.Explorer`) with controls ``n_samples`` (a
+        ``SelectionSlider`` over ``sample_sizes``), ``baseline`` (``ToggleButtons``, ``"none"`` or
+        ``"E[h]"``) and ``sigma`` (a ``SelectionSlider`` over ``sigmas``). Its ``draws(n_samples, baseline,
+        sigma)`` returns the plotted averages of a setting, as :func:`estimator_draws` does.
     """
     import ipywidgets as widgets
 
@@ -171,7 +180,7 @@ def estimator_explorer(mu: float = 0.8, sigma: float = 0.6, sample_sizes=DEFAULT
         "baseline": widgets.ToggleButtons(options=list(BASELINES), value="none", description="baseline"),
         "sigma": widgets.SelectionSlider(options=list(sigmas), value=sigma, description="σ"),
     }
-    explorer = Explorer(draw, controls, figsize=(6.4, 4.4))
+    explorer = EstimatorExplorer(draw, controls, figsize=(6.4, 4.4))
     explorer.draws = draws
     return explorer
 

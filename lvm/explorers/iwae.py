@@ -21,7 +21,7 @@ from ..bounds import log_importance_weights
 from ..plot import COLORS
 from ..widgets import Explorer
 
-__all__ = ["DEFAULT_KS", "bound_estimates", "iwae_explorer", "iwae_weights", "repeated", "signed"]
+__all__ = ["DEFAULT_KS", "IWAEExplorer", "bound_estimates", "iwae_explorer", "iwae_weights", "repeated", "signed"]
 
 DEFAULT_KS = tuple(2**i for i in range(11))  # 1, 2, 4, ..., 1024
 
@@ -90,8 +90,16 @@ def repeated(x, q: Distribution, repeats: int) -> tuple[torch.Tensor, Distributi
     return x.expand(repeats, -1), q.expand(torch.Size([repeats]))
 
 
+class IWAEExplorer(Explorer):
+    """The :class:`lvm.widgets.Explorer` of :func:`iwae_explorer`, with what it draws: ``log_weights``
+    (``[max(ks), repeats]``) and ``estimates`` (``{K: [repeats]}``, with K = 1 always included)."""
+
+    log_weights: torch.Tensor
+    estimates: dict[int, torch.Tensor]
+
+
 def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int = 200,
-                  seed: int = 0, elbo=None, bins: int = 80) -> Explorer:
+                  seed: int = 0, elbo=None, bins: int = 80) -> IWAEExplorer:
     """A slider for K and, for one point x, the distribution of the K-sample bound over repeated runs.
 
     The histogram (``bins`` equal bins) shows ``repeats`` independent estimates log (1/K) Σ_k w_k, each from
@@ -113,9 +121,9 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
             enough that the narrow histograms of large K still show their shape over several bars.
 
     Returns:
-        An :class:`lvm.widgets.Explorer` with one control, ``k`` (a ``SelectionSlider`` over ``ks``). Its
-        attributes ``log_weights`` (``[max(ks), repeats]``) and ``estimates`` (``{K: [repeats]}``, with
-        K = 1 always included) hold what it draws.
+        An :class:`IWAEExplorer` (an :class:`lvm.widgets.Explorer`) with one control, ``k`` (a
+        ``SelectionSlider`` over ``ks``). Its attributes ``log_weights`` (``[max(ks), repeats]``) and
+        ``estimates`` (``{K: [repeats]}``, with K = 1 always included) hold what it draws.
     """
     import ipywidgets as widgets
 
@@ -153,7 +161,7 @@ def iwae_explorer(model, x, q: Distribution, log_px, ks=DEFAULT_KS, repeats: int
         fig.legend(loc="outside lower center", ncols=3, handlelength=1.6, columnspacing=1.0)
 
     slider = widgets.SelectionSlider(options=ks, value=ks[0], description="K")
-    explorer = Explorer(draw, {"k": slider}, figsize=(6.4, 3.4), titles={"k": "$K$"})
+    explorer = IWAEExplorer(draw, {"k": slider}, figsize=(6.4, 3.4), titles={"k": "$K$"})
     explorer.log_weights = log_w
     explorer.estimates = estimates
     return explorer
