@@ -111,15 +111,15 @@ def mutual_information(codes: torch.Tensor, factors: torch.Tensor, bins: int = 2
     bins = check_positive_int(bins, "bins")
     if bins < 2:
         raise ValueError(f"bins must be at least 2, got {bins}")
-    codes = _as_table(codes, "codes")
-    factors = _as_table(factors, "factors")
-    if codes.shape[0] != factors.shape[0]:
-        raise ValueError(f"codes and factors must describe the same examples: codes has {codes.shape[0]} rows, "
-                         f"factors {factors.shape[0]}")
+    code_table = _as_table(codes, "codes")
+    factor_table = _as_table(factors, "factors")
+    if code_table.shape[0] != factor_table.shape[0]:
+        raise ValueError(f"codes and factors must describe the same examples: codes has {code_table.shape[0]} "
+                         f"rows, factors {factor_table.shape[0]}")
     from sklearn.metrics import mutual_info_score  # imported here: only this function needs scikit-learn
 
-    code_bins = [_discretise(column, bins) for column in codes.T]
-    factor_bins = [_discretise(column, bins) for column in factors.T]
+    code_bins = [_discretise(column, bins) for column in code_table.T]
+    factor_bins = [_discretise(column, bins) for column in factor_table.T]
     info = torch.tensor([[mutual_info_score(v, c) for v in factor_bins] for c in code_bins], dtype=torch.float64)
     entropy = torch.tensor([mutual_info_score(v, v) for v in factor_bins], dtype=torch.float64)
     _warn_if_biased(code_bins, factor_bins, entropy, bins)

@@ -15,6 +15,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -25,6 +26,9 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from .models.mixture import GaussianMixture
+
+if TYPE_CHECKING:  # not in every matplotlib that requirements.txt allows; the annotation is never evaluated
+    from matplotlib.typing import RcKeyType
 
 __all__ = ["COLORS", "DIGIT_COLORS", "DIGIT_MARKERS", "MIN_TEXT_PT", "component_colors", "figure_record",
            "plot_digit_scatter", "plot_history", "plot_image_grid", "plot_mixture", "plot_responsibilities",
@@ -42,7 +46,8 @@ DIGIT_MARKERS = ["o", "s", "^", "D", "P", "X", "*", "h", "p", "v"]  # one triang
 # The site's text column is about 670 CSS px wide at a 1280 px window. A figure one column wide (6.7 in at
 # 100 dpi) is shown at its own size, so 7 pt there is 9.7 px; wider figures are shrunk, and their text with them.
 MIN_TEXT_PT = 7.0
-STYLE = {
+# Keyed by matplotlib's rcParams names (RcKeyType, a Literal of them all): mypy refuses a misspelt one.
+STYLE: dict[RcKeyType, Any] = {
     "figure.figsize": (6.4, 3.4),
     "figure.dpi": 100,
     "figure.constrained_layout.use": True,
