@@ -36,6 +36,7 @@ from torch.distributions import Distribution
 from . import bounds
 from ._checks import as_scalar, check_int, check_positive_int
 from .bounds import check_x, dimensionwise_kl, draw_z
+from .models.base import LatentVariableModel
 
 __all__ = ["Batch", "NamedObjective", "Objective", "ObjectiveFunction", "as_objective",
            "check_values", "describe", "elbo", "iwae", "record", "unpack"]
@@ -101,7 +102,9 @@ def unpack(model: Any, batch: Batch) -> tuple[Any, torch.Tensor]:
     """
     if isinstance(batch, tuple):
         x, y = batch
-        if not callable(getattr(model, "given", None)):
+        # given(y) is declared on every LatentVariableModel (raising for a model without labels): is_conditional
+        # says whether the model's class defines its own.
+        if not (isinstance(model, LatentVariableModel) and model.is_conditional):
             raise ValueError("a batch (x, y) needs a model with given(y), such as "
                              f"lvm.ConditionalVAE; {type(model).__name__} has none. "
                              "Pass the data as a tensor x instead.")
