@@ -327,7 +327,7 @@ def test_x_and_z_are_converted_to_the_model():
     q = vae.encode(torch.rand(2, 16))
     assert q.mean.dtype == torch.float64
     assert vae.decode(torch.zeros(4, 3)).dtype == torch.float64
-    assert vae._check_x(torch.rand(2, 16)).device == vae.prior_loc.device
+    assert vae.check_x(torch.rand(2, 16)).device == vae.prior_loc.device
 
 
 def test_conv_networks_have_the_documented_layers():
