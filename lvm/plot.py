@@ -30,10 +30,10 @@ from .models.mixture import GaussianMixture
 if TYPE_CHECKING:  # not in every matplotlib that requirements.txt allows; the annotation is never evaluated
     from matplotlib.typing import RcKeyType
 
-__all__ = ["COLORS", "DIGIT_COLORS", "DIGIT_MARKERS", "MIN_TEXT_PT", "component_colors", "figure_record",
-           "plot_digit_scatter", "plot_history", "plot_image_grid", "plot_mixture", "plot_responsibilities",
-           "plot_samples_vs_density", "render_png", "spread_apart", "use_course_style",
-           "write_digit_labels"]
+__all__ = ["COLORS", "DIGIT_COLORS", "DIGIT_MARKERS", "FIGURE_SVG_VARIABLE", "MIN_TEXT_PT", "component_colors",
+           "figure_record", "plot_digit_scatter", "plot_history", "plot_image_grid", "plot_mixture",
+           "plot_responsibilities", "plot_samples_vs_density", "render_png", "render_svg", "spread_apart",
+           "use_course_style", "write_digit_labels"]
 
 # Okabe & Ito's palette, the usual colour-blind-safe choice for up to eight series (black is the eighth).
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]

@@ -62,6 +62,12 @@ INVENTORIES: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
         ("typing.Literal", "py:data", "library/typing.html#typing.Literal"),
         ("typing.Mapping", "py:class", "library/typing.html#typing.Mapping"),
         ("typing.Sequence", "py:class", "library/typing.html#typing.Sequence"),
+        # The annotations say collections.abc (ruff's UP035), which the Python docs document as classes.
+        ("collections.abc.Callable", "py:class", "library/collections.abc.html#collections.abc.Callable"),
+        ("collections.abc.Iterable", "py:class", "library/collections.abc.html#collections.abc.Iterable"),
+        ("collections.abc.Iterator", "py:class", "library/collections.abc.html#collections.abc.Iterator"),
+        ("collections.abc.Mapping", "py:class", "library/collections.abc.html#collections.abc.Mapping"),
+        ("collections.abc.Sequence", "py:class", "library/collections.abc.html#collections.abc.Sequence"),
     ]),
     "matplotlib": ("Matplotlib", "https://matplotlib.org/stable/", [
         ("matplotlib.figure.Figure", "py:class", "api/_as_gen/matplotlib.figure.Figure.html#matplotlib.figure.Figure"),

@@ -45,8 +45,8 @@ class LatentVariableModel(nn.Module):
     mixture's component index) or the model does not say."""
 
     likelihood_name: str | None = None
-    """The family of p(x | z): ``"bernoulli"`` (x in [0, 1], ideally binary: :func:`lvm.fit` checks the range
-    and warns on grey data), ``"gaussian"``, or ``None`` where the model does not say."""
+    """Names the family of p(x | z), ``"bernoulli"`` (x in [0, 1], ideally binary; :func:`lvm.fit` checks the
+    range and warns on grey data) or ``"gaussian"``, and is ``None`` where the model does not say."""
 
     # --- the generative model: every model defines these ----------------------------------------------------
     def prior(self) -> Distribution:
