@@ -99,6 +99,3 @@ def check_gaussian_kl(fn: Callable, n_trials: int = 20, seed: int = 4) -> None:
     if not torch.allclose(same, torch.zeros_like(same), atol=16 * mu_q.shape[-1] * unit):
         raise ExerciseFeedback(f"KL(q ‖ q) must be 0, you returned {same.tolist()}.")
     _passed(f"✓ gaussian_kl agrees with torch on {n_trials} random pairs of diagonal Gaussians.")
-
-
-# --- chapter 5: gradients of expectations --------------------------------------------------------------------

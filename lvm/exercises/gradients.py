@@ -179,6 +179,3 @@ def _diagnose_factor(got, mu, scale_tril, eps) -> None:
     if int(info) == 0 and _close(got, mu + eps @ factor.T):
         raise ExerciseFeedback("You took the Cholesky factor of scale_tril, but it is already the Cholesky factor L "
                                "of the covariance (Σ = L Lᵀ): use it as it is, z = mu + eps @ scale_tril.T.")
-
-
-# --- chapter 6: the VAE loss ---------------------------------------------------------------------------------

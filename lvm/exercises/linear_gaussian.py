@@ -130,6 +130,3 @@ def _diagnose_ppca_cov(cov, want, W, sigma, n, sizes_hint) -> None:
         raise ExerciseFeedback("M = WᵀW + σ² I: the noise variance σ² belongs inside M (you used the identity).")
     raise ExerciseFeedback(f"Wrong posterior covariance: expected {want.tolist()}, got {cov.tolist()}."
                            + sizes_hint)
-
-
-# --- chapter 3: the importance-sampling estimate of log p(x) -------------------------------------------------
