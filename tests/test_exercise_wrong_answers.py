@@ -9,8 +9,12 @@ log of the mean against the mean of the log; a sum against a mean; ``.sample()``
 ``detach``; ᾱ_t against ᾱ_{t−1}; a wrong normaliser in the MIG; a stream that concatenates every chunk; an
 in-place operation that overwrites a value still needed; an answer that only works for one size.
 
-The last tests run each chapter's own solution cell (tagged ``solution`` in ``book/*.ipynb``) through its check,
-and check that every answer that is a pair may be a tuple or a list.
+Every right answer must pass too: the reference, the ``other_right`` of each case, the ``MORE_RIGHT`` answers (as
+students write them, in place, in float32, as a distribution) and the reference in float32. Each check leaves the
+global random generator alone, and the references of chapters 7-9 agree with what lvm itself computes. The last
+tests run each chapter's own solution cell (tagged ``solution`` in ``book/*.ipynb``) through its check, and check
+that every answer that is a pair may be a tuple or a list. What a check does with its own arguments (``n_trials``,
+``seed``, a stub, the memory the stream exercise measures) is in ``test_exercise_checkers.py``.
 """
 
 from __future__ import annotations
@@ -965,6 +969,50 @@ def test_a_check_is_fast_enough_for_a_notebook(name):
     CASES[name].check(CASES[name].reference)
     assert time.process_time() - start < 2.0  # CPU seconds; each takes well under 0.5 s on one core
 
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_check_is_deterministic_and_leaves_the_global_generator_alone(name, capsys):
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    CASES[name].check(CASES[name].reference)
+    assert torch.equal(torch.rand(3), before)
+    assert "✓" in capsys.readouterr().out
+
+
+# --- the reference answers are what lvm itself computes ----------------------------------------------------------
+
+def test_the_streamed_estimate_is_what_lvm_iwae_bound_computes(linear_gaussian):
+    # Same draws (same seed), any chunking: the streamed estimate is lvm.iwae_bound's.
+    model = linear_gaussian(d_x=6, d_z=2, sigma=0.5)
+    x, _ = lvm.ancestral_sample(model, 4, generator=1)
+    q = MultivariateNormal(model.posterior(x).mean, 4 * model.posterior(x).covariance_matrix)
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        log_w = lvm.log_importance_weights(model, x, q, k=12, chunk_size=5)
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        bound = lvm.iwae_bound(model, x, q, k=12, chunk_size=5)
+    assert torch.allclose(log_mean_exp_stream(iter(log_w.split(5))), bound)
+    assert torch.allclose(log_mean_exp_stream(iter(log_w.split(1))), bound)
+
+
+def test_the_gaps_are_what_lvm_computes_from_data():
+    gen = torch.Generator().manual_seed(1)
+    codes, factors = torch.rand(500, 4, generator=gen), torch.rand(500, 3, generator=gen)
+    codes[:, 0] = factors[:, 1] + 0.05 * codes[:, 0]
+    info, entropy = lvm.diagnostics.mutual_information(codes, factors)
+    torch.testing.assert_close(mutual_information_gap(info, entropy),
+                               lvm.diagnostics.mutual_information_gap(codes, factors))
+
+
+def test_the_forward_marginal_is_what_lvm_diffusion_uses():
+    alphas = lvm.diffusion.signal_schedule(7, final=0.05)
+    scale, variance = forward_marginal(alphas)
+    marginal = lvm.diffusion.forward_marginal(torch.ones(7, dtype=torch.float64), lvm.diffusion.alpha_bars(alphas))
+    torch.testing.assert_close(marginal.mean, scale)
+    torch.testing.assert_close(marginal.variance, variance)
 
 # --- the chapters' own solutions ---------------------------------------------------------------------------------
 
