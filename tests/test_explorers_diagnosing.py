@@ -65,6 +65,13 @@ def test_the_shown_image_is_the_decoders_mean_at_the_code_plus_the_step_times_th
     assert curve.get_xdata()[0] == -3.0 and curve.get_xdata()[-1] == 3.0  # the whole range, not half of it
     at_two = list(curve.get_xdata()).index(2.0)
     assert curve.get_ydata()[at_two] == pytest.approx(float(expected.mean()), abs=1e-5)
+    # and everywhere else it is the ink of the decoded code + η · vector: a curve decoded at |η|, right for
+    # η >= 0 and wrong on the whole half η < 0 (the chapter's stand-in draws η = -2), is off by up to 0.011
+    # there and fails, which the point at η = 2 alone cannot catch.
+    steps = torch.tensor(curve.get_xdata(), dtype=torch.float32)
+    with torch.no_grad():
+        inks = model.decode(codes[3] + steps[:, None] * vector).mean(-1)
+    assert torch.allclose(torch.tensor(curve.get_ydata(), dtype=torch.float32), inks, atol=1e-5)
     # The dotted line is the input image's own ink, and the legend names both lines.
     assert along.lines[0].get_ydata()[0] == pytest.approx(float(images[3].mean()))
     assert along.lines[0].get_linestyle() == ":"  # dotted, as the caption says
