@@ -353,9 +353,10 @@ INLINE_MATHS_PAST_EDGE_JS = """() => {
         const box = m.closest('p, li, dd, td, th, .admonition-title') || m.parentElement;
         const edge = box.getBoundingClientRect().right;
         const right = m.getBoundingClientRect().right;
-        if (m.getBoundingClientRect().width > 0 && right > edge + 1)
+        if (m.getBoundingClientRect().width > 0 && right > edge + 1) {
             const text = (m.getAttribute('aria-label') || m.textContent).slice(0, 60);
             found.push(`${Math.round(right - edge)} px: ` + text);
+        }
     });
     return found;
 }"""
