@@ -445,6 +445,12 @@ def test_no_equation_output_or_code_is_wider_than_its_box_at_1280_px(visits, pag
 
 
 @pytest.mark.parametrize("page", PAGES)
+def test_on_a_phone_printed_output_wraps_so_no_number_hides_off_screen(visits, page):
+    hidden = [found for found in visits[page, "phone"]["too_wide"] if found.startswith("output ")]
+    assert hidden == [], f"{page} at 412 px: printed output runs off its box: {hidden[:6]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
 def test_on_a_phone_equation_numbers_clear_their_equations_and_scrolling_shows(visits, page):
     visit = visits[page, "phone"]
     assert visit["eqno_overlaps"] == [], f"{page} at 412 px: numbers over their equations: {visit['eqno_overlaps']}"
