@@ -16,6 +16,7 @@ trains on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,7 +99,7 @@ class ConditionalVAE(VAE):
         """Always False: the decoder sees the label too, so it is not the x = W z + b of a linear model."""
         return False
 
-    def check_labels(self, y) -> torch.Tensor:
+    def check_labels(self, y: Any) -> torch.Tensor:
         """y as an int64 tensor on the model's device, after checking that it holds integers in [0, C)."""
         if y is None:
             raise ValueError("y is missing: a ConditionalVAE needs the class labels, e.g. model.encode(x, y) or "
@@ -111,14 +112,15 @@ class ConditionalVAE(VAE):
         if readable(y) and y.numel() > 0 and not bool(((y >= 0) & (y < self.n_classes)).all()):
             raise ValueError(f"y must hold labels in [0, {self.n_classes}) for n_classes={self.n_classes}, got "
                              f"values from {int(y.min())} to {int(y.max())}")
-        return y.to(device=self.prior_loc.device, dtype=torch.long)
+        labels: torch.Tensor = y.to(device=self.prior_loc.device, dtype=torch.long)
+        return labels
 
     # --- helpers -------------------------------------------------------------------------------------------
-    def _decoder_output_given(self, z, y) -> torch.Tensor:
+    def _decoder_output_given(self, z: Any, y: Any) -> torch.Tensor:
         z = self._check_z(z)
         return self._decoder_output(torch.cat([z, self._one_hot(y, z.shape[:-1], "z")], dim=-1))
 
-    def _one_hot(self, y, batch_shape: torch.Size, against: str) -> torch.Tensor:
+    def _one_hot(self, y: Any, batch_shape: torch.Size, against: str) -> torch.Tensor:
         """e_y ``[*batch_shape, C]`` in the model's dtype; y must broadcast against ``batch_shape``."""
         y = self.check_labels(y)
         try:
@@ -127,7 +129,7 @@ class ConditionalVAE(VAE):
             raise ValueError(f"y of shape {list(y.shape)} does not match {against} of batch shape "
                              f"{list(batch_shape)}: give one label per data point") from None
 
-    def _check_networks(self, encoder, decoder) -> None:
+    def _check_networks(self, encoder: Any, decoder: Any) -> None:
         pass  # built by __init__ to the widened inputs, so there is nothing to probe
 
     def extra_repr(self) -> str:

@@ -66,13 +66,14 @@ class GaussianChain(Distribution):
     def _join(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.cat([b, a] if self.a_last else [a, b], dim=-1)
 
-    def rsample(self, sample_shape=_NO_SHAPE) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = _NO_SHAPE) -> torch.Tensor:
         a = self.first.rsample(sample_shape)
         return self._join(a, self.second(a).rsample())
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         a, b = self._split(value)
-        return self.first.log_prob(a) + self.second(a).log_prob(b)
+        total: torch.Tensor = self.first.log_prob(a) + self.second(a).log_prob(b)
+        return total
 
     def expand(self, batch_shape: Sequence[int] | torch.Size, _instance: object = None) -> GaussianChain:
         """The chain with batch shape ``batch_shape``: ``first`` expanded; ``second(a)`` follows a's shape.

@@ -7,6 +7,8 @@ later chapters check every bound and estimator against this model's exact answer
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
@@ -43,7 +45,7 @@ class LinearGaussian(LatentVariableModel):
 
     likelihood_name = "gaussian"  # p(x | z) is a Gaussian
 
-    def __init__(self, W, b, sigma):
+    def __init__(self, W: Any, b: Any, sigma: Any) -> None:
         super().__init__()
         W = check_finite(as_tensor(W, "W"), "W")
         if W.dim() != 2 or W.shape[0] < 1 or W.shape[1] < 1:
@@ -159,7 +161,7 @@ class LinearGaussian(LatentVariableModel):
         return check_overflow(recon - kl, x, "the ELBO")
 
     @classmethod
-    def fit(cls, x, z_dim: int, ddof: int = 0) -> LinearGaussian:
+    def fit(cls, x: Any, z_dim: int, ddof: int = 0) -> LinearGaussian:
         """The closed-form maximum-likelihood fit of Tipping & Bishop (1999).
 
         In the book's notation (chapter 2), with D = d_x and D_z = d_z = ``z_dim``: b is the sample mean; with
@@ -197,7 +199,7 @@ class LinearGaussian(LatentVariableModel):
         return cls(W, b, sigma2.sqrt())
 
     @torch.no_grad()
-    def em_step(self, x) -> LinearGaussian:
+    def em_step(self, x: Any) -> LinearGaussian:
         """One EM iteration; returns a new model (eq. ``em-lg-mstep``).
 
         For data points x_i, i = 1, …, n (the book's I):

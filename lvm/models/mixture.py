@@ -7,6 +7,8 @@ eq. ``responsibilities``) are both exact, which makes it the first model to chec
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
@@ -41,7 +43,7 @@ class GaussianMixture(LatentVariableModel):
     means: torch.Tensor
     stds: torch.Tensor
 
-    def __init__(self, weights, means, stds):
+    def __init__(self, weights: Any, means: Any, stds: Any) -> None:
         super().__init__()
         weights = check_probability_vector(as_tensor(weights, "weights"), "weights")
         means = check_finite(as_tensor(means, "means"), "means")

@@ -15,6 +15,7 @@ caller.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ _CHANNELS = (32, 64)  # channels after the first and the second stride-2 convolu
 _GRID = IMAGE_SIDE // 4  # two stride-2 convolutions: 28 -> 14 -> 7
 
 
-def layer_widths(hidden, name: str = "hidden") -> tuple[int, ...]:
+def layer_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
     """``hidden`` as a tuple of positive layer widths (``()`` for none), or a ``ValueError`` naming ``name``."""
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
         raise ValueError(f"{name} must be a sequence of layer widths such as (400,) or () for none, got {hidden!r}")
@@ -73,7 +74,8 @@ class ConvEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         images = x.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
-        return self.head(self.features(images)).reshape(*lead, -1)
+        out: torch.Tensor = self.head(self.features(images))
+        return out.reshape(*lead, -1)
 
 
 class ConvDecoder(nn.Module):
@@ -96,4 +98,5 @@ class ConvDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         lead = z.shape[:-1]
         grid = self.head(z.reshape(-1, z.shape[-1])).reshape(-1, _CHANNELS[1], _GRID, _GRID)
-        return self.upsample(grid).reshape(*lead, IMAGE_SIDE * IMAGE_SIDE)
+        out: torch.Tensor = self.upsample(grid)
+        return out.reshape(*lead, IMAGE_SIDE * IMAGE_SIDE)

@@ -17,6 +17,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from numbers import Real
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -26,6 +27,9 @@ from torch.nn import functional as F
 from .._checks import as_tensor, check_data, check_positive_int
 from .base import LatentVariableModel
 from .networks import IMAGE_SIDE, ConvDecoder, ConvEncoder, layer_widths, mlp
+
+if TYPE_CHECKING:  # only for the annotation: a VAE does not otherwise import the linear model
+    from .linear import LinearGaussian
 
 __all__ = ["VAE"]
 
@@ -178,7 +182,7 @@ class VAE(LatentVariableModel):
             return self.prior_scale.new_full((), self.sigma)
         return self.log_sigma.exp().to(self.prior_scale.dtype)
 
-    def as_linear_gaussian(self):
+    def as_linear_gaussian(self) -> LinearGaussian:
         """The equivalent :class:`lvm.LinearGaussian` (W = decoder weight, b = decoder bias, σ), detached.
 
         Only a Gaussian VAE with a linear decoder *is* a linear-Gaussian model; its exact ``log_marginal``
@@ -191,11 +195,12 @@ class VAE(LatentVariableModel):
         from .linear import LinearGaussian  # imported here: a VAE does not otherwise need the linear model
 
         layer = self._affine_decoder()
+        assert layer is not None  # is_linear, checked above, means there is one
         return LinearGaussian(layer.weight.detach().clone(), layer.bias.detach().clone(),
                               float(self.observation_scale().detach()))
 
     # --- helpers -------------------------------------------------------------------------------------------
-    def _check_z(self, z) -> torch.Tensor:
+    def _check_z(self, z: Any) -> torch.Tensor:
         """z ``[..., z_dim]`` as a tensor of the model's dtype, on its device."""
         z = as_tensor(z, "z", dtype=self.prior_loc.dtype).to(self.prior_loc.device)
         return self._check_last_dim(z, "z", self.z_dim)
@@ -240,7 +245,7 @@ class VAE(LatentVariableModel):
 
 
 
-def _check_network(net, name: str, shape_in: tuple[int, ...], shape_out: tuple[int, ...], what: str) -> None:
+def _check_network(net: Any, name: str, shape_in: tuple[int, ...], shape_out: tuple[int, ...], what: str) -> None:
     """``net`` is an ``nn.Module`` that maps zeros of ``shape_in`` to ``shape_out``; otherwise a ``ValueError``."""
     if not isinstance(net, nn.Module):
         raise ValueError(f"{name} must be an nn.Module mapping {what}, or None; got {type(net).__name__}")
