@@ -77,6 +77,9 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     model = lvm.GaussianMixture([0.3, 0.7], [-1.0, 2.0], [0.5, 1.0])
     explorer = lvm.widgets.mixture_explorer(model)
     assert len(explorer.controls) == 6
+    # Every slider opens at the model's own value (one mean slider opening at mu_1 would pass a check of one
+    # component).
+    assert explorer.values() == pytest.approx({"w0": 0.3, "m0": -1.0, "s0": 0.5, "w1": 0.7, "m1": 2.0, "s1": 1.0})
     # Numbered from 1, as in the text (a count from 0 would say λ₀, μ₀, σ₀), in the order w, m, s per component.
     descriptions = [control.description for control in explorer.controls.values()]
     assert descriptions == ["λ₁ (raw)", "μ₁", "σ₁", "λ₂ (raw)", "μ₂", "σ₂"]
