@@ -15,6 +15,7 @@ from matplotlib.colors import to_rgb
 
 import lvm
 from lvm.explorers.elbo import elbo_gap_explorer
+from lvm.plot import COLORS
 from tests.test_widgets import assert_control_changes_drawing
 
 matplotlib.use("Agg")
@@ -80,6 +81,10 @@ def drawn_rows(figure) -> dict[float, str]:
     log_px, elbo, bar = (drawn(figure, gid) for gid in ("log_px", "elbo", "kl"))
     assert (log_px.get_marker(), list(log_px.get_ydata())) == ("D", [2])
     assert (elbo.get_marker(), list(elbo.get_ydata())) == ("o", [1])
+    # The alt text calls them "a black diamond" and "a blue dot" (COLORS[0]); a dot drawn black, like the diamond
+    # and the posterior, fails the second, and so does its arrow head, checked against the dot's colour below.
+    assert to_rgb(log_px.get_color()) == to_rgb("black")
+    assert to_rgb(elbo.get_color()) == to_rgb(COLORS[0])
     assert bar.get_y() + bar.get_height() / 2 == pytest.approx(0.0, abs=1e-12)
     # The caption calls the KL the "hatched bar", and its colour is neither the dot's nor the diamond's: without
     # its hatch, or in the ELBO's blue, it would not be the bar the caption describes.
@@ -186,6 +191,10 @@ def test_the_drawn_densities_are_q_and_the_posterior():
     # labels swapped, p(z | x) would name the dashed line.
     assert (posterior_line.get_label(), posterior_line.get_linestyle()) == (r"$p(z \mid x)$", "-")
     assert (q_line.get_label(), q_line.get_linestyle()) == (r"$q(z)$", "--")
+    # The alt text: "a black bell curve, the posterior" and "a dashed blue shaded bell curve shows q". A q drawn
+    # black, like the posterior, fails the second; so does a shade in another colour than q's line.
+    assert to_rgb(posterior_line.get_color()) == to_rgb("black")
+    assert to_rgb(q_line.get_color()) == to_rgb(COLORS[0])
     legend = explorer.figure.axes[0].get_legend()
     entries = {t.get_text(): h.get_linestyle() for t, h in zip(legend.get_texts(), legend.legend_handles)}
     assert entries == {r"$p(z \mid x)$": "-", r"$q(z)$": "--"}
@@ -222,6 +231,7 @@ def test_the_drawn_densities_are_q_and_the_posterior():
     # The caption says "dashed, shaded": the shade is seen (alpha 0.15 in the module; alpha 0 hides it) and the
     # line over it is dashed (checked above).
     assert shade.get_alpha() is not None and shade.get_alpha() > 0
+    assert to_rgb(shade.get_facecolor()[0]) == to_rgb(COLORS[0])
     # The posterior p(x, z) / p(x) by quadrature; a posterior with σ² M⁻¹ replaced by M⁻¹ would be off by 0.2.
     _, log_px, _ = by_quadrature(0.0, 1.0)
     np.testing.assert_allclose(posterior_line.get_ydata(), np.exp(log_joint(z) - log_px), rtol=1e-6, atol=1e-9)
