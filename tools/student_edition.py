@@ -8,6 +8,10 @@
 - the landing page says that it is the student edition and links to the instructor edition, or, with
   ``--private-solutions`` (the instructor edition is not published), says that the solutions are kept by the
   instructor;
+- each stub carries nbgrader's cell metadata as an answer cell, and the check cell after it as a graded, locked
+  cell worth ``POINTS_PER_CODING_EXERCISE``, so that nbgrader users can grade the notebooks as they are;
+- instructor-only pages (``INSTRUCTOR_ONLY_PAGES``: the marking schemes) and passages of Markdown between
+  ``<!-- instructor-only -->`` and ``<!-- /instructor-only -->`` are left out;
 - outputs are cleared; the edition's site executes the notebooks like the instructor's, so it has the same
   figures, and each exercise's check cell shows the checker's feedback on the stub ("... is not written
   yet"): those cells are tagged ``raises-exception``, so that their expected failure does not stop the build,
