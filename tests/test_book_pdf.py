@@ -39,7 +39,10 @@ def printed(edition: str) -> tuple[Path, list[dict]]:
 @pytest.mark.parametrize("edition", EDITIONS)
 def test_every_formula_is_typeset_and_every_page_printed(edition):
     path, pages = printed(edition)
-    assert [p["page"] for p in pages] == book_pdf.toc_pages(ROOT)
+    solutions = {"instructor": "open", "student": "absent"}[edition]
+    assert [p["page"] for p in pages] == book_pdf.edition_pages(ROOT, solutions)
+    # The instructor-only pages (the marking schemes) are printed in the instructor's PDF alone.
+    assert ("book/marking" in [p["page"] for p in pages]) == (edition == "instructor")
     text = pdf_text(path)
     # Unrendered MyST maths keeps its delimiters; code cells use matplotlib's $...$, which these miss.
     raw = re.findall(r".{0,30}(?:\\\(|\\\[|\$\$|\\begin\{).{0,30}", text)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import yaml
 
+import student_edition
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAPER_WIDTH_PX = round(190 / 25.4 * 96)  # A4's 210 mm less two 10 mm margins, at CSS's 96 px per inch
@@ -81,6 +83,14 @@ def toc_pages(root: Path) -> list[str]:
     pages = [toc["root"]]
     for part in toc.get("parts", []):
         pages += [chapter["file"] for chapter in part.get("chapters", [])]
+    return pages
+
+
+def edition_pages(root: Path, solutions: str) -> list[str]:
+    """The pages an edition prints: the student edition (solutions absent) has no instructor-only pages."""
+    pages = toc_pages(root)
+    if solutions == "absent":
+        pages = [page for page in pages if page not in student_edition.INSTRUCTOR_ONLY_PAGES]
     return pages
 
 
@@ -140,7 +150,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("output", type=Path)
     parser.add_argument("--solutions", choices=["open", "absent"], default="open")
     args = parser.parse_args(argv)
-    print_book(args.site.resolve(), args.output, args.solutions, toc_pages(ROOT))
+    print_book(args.site.resolve(), args.output, args.solutions, edition_pages(ROOT, args.solutions))
     print(f"wrote {args.output}")
     return 0
 
