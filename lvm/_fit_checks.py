@@ -38,6 +38,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune",
 NOT_BINARY = ("but the likelihood is Bernoulli: the loss is then a cross-entropy, not "
               "a log-likelihood")
 
+# What fit's scheduler argument is: the optimizer -> its learning-rate schedule.
+Schedule = Callable[[torch.optim.Optimizer], LRScheduler]
+
 
 @dataclasses.dataclass(frozen=True)
 class FitArguments:
@@ -61,12 +64,17 @@ class FitArguments:
     bernoulli: bool  # the likelihood: data in [0, 1], ideally binary
 
 
-def check_fit_arguments(model: object, data, *, epochs, objective, batch_size, lr, scheduler,
-                        x_val, device, seed, progress, checkpoint, transform, compile,
-                        amp, n_samples, new_objective_ok) -> FitArguments:
+def check_fit_arguments(model: object, data: object, *, epochs: object,
+                        objective: Objective | objectives.ObjectiveFunction | None,
+                        batch_size: object, lr: object, scheduler: Schedule | None,
+                        x_val: object, device: str | torch.device | None, seed: object,
+                        progress: object, checkpoint: object,
+                        transform: Callable[[torch.Tensor], torch.Tensor] | None,
+                        compile: object, amp: object, n_samples: object,
+                        new_objective_ok: object) -> FitArguments:
     """Every argument of ``fit`` checked (``ValueError`` naming it), in the order a
     reader gives them; the data checked where they are, then copied to the device
-    once."""
+    once. The types are ``fit``'s; the checks hold for callers that ignore them."""
     model, x_dim = _check_model(model)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -106,7 +114,7 @@ def check_fit_arguments(model: object, data, *, epochs, objective, batch_size, l
                         autocast(device, bool(amp)), train, val, bernoulli)
 
 
-def checked_schedule(scheduler, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
+def checked_schedule(scheduler: Schedule | None, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
     """The schedule that ``scheduler(optimizer)`` builds, checked: an ``LRScheduler`` of
     that optimizer (it can only be checked once the optimizer exists)."""
     if scheduler is None:
@@ -159,15 +167,15 @@ def _check_model(model: object) -> tuple[LatentVariableModel, int]:
     return model, x_dim
 
 
-def _check_lr(lr) -> float:
-    lr = as_scalar(lr)
-    if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) \
-            or lr <= 0:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    return float(lr)
+def _check_lr(lr: object) -> float:
+    value = as_scalar(lr)
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
-def _datasets(model: LatentVariableModel, data, x_val, x_dim: int, device: torch.device
+def _datasets(model: LatentVariableModel, data: object, x_val: object, x_dim: int, device: torch.device
               ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None]:
     """The training and validation data on the device, checked against the model now,
     not when validation first runs after a whole epoch."""
@@ -186,7 +194,7 @@ def _datasets(model: LatentVariableModel, data, x_val, x_dim: int, device: torch
     return train, val
 
 
-def _dataset(model: LatentVariableModel, data, name: str, x_dim: int, device: torch.device
+def _dataset(model: LatentVariableModel, data: object, name: str, x_dim: int, device: torch.device
              ) -> tuple[torch.Tensor, ...]:
     """``(x,)`` or ``(x, y)`` on the device: the one copy of the data that training
     makes."""
@@ -212,7 +220,7 @@ def _dataset(model: LatentVariableModel, data, name: str, x_dim: int, device: to
     return x, y.to(device)
 
 
-def _data(model: LatentVariableModel, x, name: str, x_dim: int, device: torch.device
+def _data(model: LatentVariableModel, x: object, name: str, x_dim: int, device: torch.device
           ) -> torch.Tensor:
     """The data set ``[n, x_dim]``, its values checked once where they are (finite; in
     [0, 1] for a Bernoulli likelihood), then copied to the device."""

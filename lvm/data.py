@@ -24,6 +24,7 @@ import time
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ class ChecksumError(ValueError):
 # Where the files live
 
 
-def data_root(data_dir: str | os.PathLike | None = None) -> Path:
+def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The data directory: ``data_dir``, else ``LVM_DATA_DIR``, else ``$XDG_CACHE_HOME/lvm`` or ``~/.cache/lvm``.
 
     MNIST is looked for in ``data_root(...) / "mnist"``.
@@ -161,7 +162,7 @@ def _download(name: str, directory: Path) -> list[str]:
     return failures
 
 
-def _fetch(url: str, out, digest) -> None:
+def _fetch(url: str, out: BinaryIO, digest: hashlib._Hash) -> None:
     """Stream ``url`` into the file ``out``, updating ``digest``; ``TimeoutError`` past the deadline.
 
     The deadline (:data:`_DEADLINE_S`) is checked after every read, and each read returns what has arrived
@@ -182,7 +183,7 @@ def _fetch(url: str, out, digest) -> None:
                                    "server is too slow); try again later, or copy the files by hand")
 
 
-def _ensure_files(split: str, data_dir, download: bool) -> tuple[Path, Path]:
+def _ensure_files(split: str, data_dir: str | os.PathLike[str] | None, download: bool) -> tuple[Path, Path]:
     root = data_root(data_dir)
     directory = root / "mnist"
     paths = [directory / name for name in MNIST_FILES[split]]
@@ -211,7 +212,8 @@ def _ensure_files(split: str, data_dir, download: bool) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def _missing_message(split, missing, directory, data_dir, download, failures) -> str:
+def _missing_message(split: str, missing: list[str], directory: Path, data_dir: str | os.PathLike[str] | None,
+                     download: bool, failures: list[str]) -> str:
     if data_dir is not None:
         source = "the data_dir argument"
     elif os.environ.get("LVM_DATA_DIR", "").strip():
@@ -263,7 +265,7 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def mnist(split: str, data_dir: str | os.PathLike | None = None,
+def mnist(split: str, data_dir: str | os.PathLike[str] | None = None,
           download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST images and labels, read from the original IDX files.
 
@@ -303,7 +305,7 @@ def mnist(split: str, data_dir: str | os.PathLike | None = None,
 # Binarisation
 
 
-def _check_unit_interval(images, name: str) -> torch.Tensor:
+def _check_unit_interval(images: object, name: str) -> torch.Tensor:
     images = as_tensor(images, name)
     # One reduction (one device sync) checks range and NaN together: NaN fails both comparisons.
     if not bool(((images >= 0) & (images <= 1)).all()):
@@ -384,7 +386,7 @@ class MnistSplits:
     description: str
 
 
-def _resolve_profile(profile) -> Profile:
+def _resolve_profile(profile: object) -> Profile:
     if profile is None:
         return current_profile()
     if isinstance(profile, Profile):
@@ -397,7 +399,7 @@ def _resolve_profile(profile) -> Profile:
     raise ValueError(f"profile must be a Profile, a profile name or None, got {type(profile).__name__}")
 
 
-def mnist_splits(profile: Profile | str | None = None, data_dir: str | os.PathLike | None = None,
+def mnist_splits(profile: Profile | str | None = None, data_dir: str | os.PathLike[str] | None = None,
                  download: bool = True, seed: int = 0) -> MnistSplits:
     """The MNIST splits a run profile uses.
 

@@ -19,6 +19,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from numbers import Real
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ __all__ = ["active_units", "kl_per_dimension", "mutual_information", "mutual_inf
 
 
 @torch.no_grad()
-def kl_per_dimension(model, x: Batch, n_samples: int = 100) -> torch.Tensor:
+def kl_per_dimension(model: Any, x: Batch, n_samples: int = 100) -> torch.Tensor:
     """The mean over the data of KL(q(z_j | x) ‖ p(z_j)) for each latent dimension j, shape ``[z_dim]``
     (eq. ``kl-per-dim``):
 
@@ -54,7 +55,7 @@ def kl_per_dimension(model, x: Batch, n_samples: int = 100) -> torch.Tensor:
 
 
 @torch.no_grad()
-def active_units(model, x: Batch, threshold: float = 0.01) -> int:
+def active_units(model: Any, x: Batch, threshold: float = 0.01) -> int:
     """The number of active latent dimensions (Burda et al. 2016, eq. ``active-units``): with
 
         A_j = Var_x(E_{q(z | x)}[z_j]),
@@ -163,7 +164,7 @@ def mutual_information_gap(codes: torch.Tensor, factors: torch.Tensor, bins: int
     return (top_two[0] - top_two[1]) / entropy
 
 
-def _as_table(values, name: str) -> np.ndarray:
+def _as_table(values: object, name: str) -> np.ndarray:
     if not isinstance(values, torch.Tensor) or values.dim() != 2 or values.shape[0] < 2:
         raise ValueError(f"{name} must be a 2-D tensor [n, columns] with n >= 2, got "
                          f"{tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__}")
@@ -178,11 +179,12 @@ def _discretise(column: np.ndarray, bins: int) -> np.ndarray:
     if len(distinct) <= bins:
         return np.searchsorted(distinct, column)
     edges = np.quantile(column, np.linspace(0, 1, bins + 1)[1:-1])
-    return np.digitize(column, edges)
+    labels: np.ndarray = np.digitize(column, edges)
+    return labels
 
 
 @contextlib.contextmanager
-def _evaluating(model) -> Iterator[None]:
+def _evaluating(model: object) -> Iterator[None]:
     """Eval mode inside the block (no dropout, batch norm from its running statistics), then as it was."""
     was_training = getattr(model, "training", False)
     if isinstance(model, torch.nn.Module):

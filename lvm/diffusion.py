@@ -186,21 +186,22 @@ def diffusion_elbo(mixture: GaussianMixture, x0: torch.Tensor, alphas: torch.Ten
     return (total if per_draw else total.mean(0)).to(wanted)
 
 
-def _level(value, name: str, dtype: torch.dtype, device=None, one_allowed: bool = False) -> torch.Tensor:
+def _level(value: object, name: str, dtype: torch.dtype, device: torch.device | None = None,
+           one_allowed: bool = False) -> torch.Tensor:
     """α_t or ᾱ_t as a tensor, each value in (0, 1) (or (0, 1] where ``one_allowed``: ᾱ_0 = 1), or an error naming
     ``name``: ᾱ passed for α (or 1 − ᾱ for ᾱ) gave a wrong or NaN step without a word."""
-    value = check_finite(as_tensor(value, name, dtype=dtype), name)
+    level = check_finite(as_tensor(value, name, dtype=dtype), name)
     if device is not None:
-        value = value.to(device)
-    inside = (value > 0) & ((value <= 1) if one_allowed else (value < 1))
+        level = level.to(device)
+    inside = (level > 0) & ((level <= 1) if one_allowed else (level < 1))
     if not bool(inside.all()):
         interval = "(0, 1]" if one_allowed else "(0, 1)"
-        raise ValueError(f"{name} must lie in {interval}, got values from {float(value.min()):.4g} to "
-                         f"{float(value.max()):.4g}")
-    return value
+        raise ValueError(f"{name} must lie in {interval}, got values from {float(level.min()):.4g} to "
+                         f"{float(level.max()):.4g}")
+    return level
 
 
-def _generator(generator) -> torch.Generator | None:
+def _generator(generator: object) -> torch.Generator | None:
     """A generator, an integer seed (turned into a CPU generator) or None."""
     if generator is None or isinstance(generator, torch.Generator):
         return generator
@@ -209,14 +210,14 @@ def _generator(generator) -> torch.Generator | None:
     raise ValueError(f"generator must be a torch.Generator, an integer seed or None, got {type(generator).__name__}")
 
 
-def _check_alphas(alphas) -> torch.Tensor:
-    alphas = check_finite(as_tensor(alphas, "alphas"), "alphas")
-    if alphas.dim() != 1 or alphas.numel() == 0 or not bool(((alphas > 0) & (alphas < 1)).all()):
+def _check_alphas(alphas: object) -> torch.Tensor:
+    checked = check_finite(as_tensor(alphas, "alphas"), "alphas")
+    if checked.dim() != 1 or checked.numel() == 0 or not bool(((checked > 0) & (checked < 1)).all()):
         raise ValueError("alphas must be a non-empty 1-D tensor of numbers strictly between 0 and 1 (the signal "
-                         f"each step keeps), got shape {list(alphas.shape)}")
-    return alphas
+                         f"each step keeps), got shape {list(checked.shape)}")
+    return checked
 
 
-def _check_1d(mixture) -> None:
+def _check_1d(mixture: object) -> None:
     if not isinstance(mixture, GaussianMixture) or mixture.means.dim() != 1:
         raise ValueError("mixture must be a 1-D lvm.GaussianMixture (means of shape [N])")

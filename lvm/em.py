@@ -51,7 +51,7 @@ def em_step(model: GaussianMixture, x: torch.Tensor, min_std: float = 1e-3) -> G
     return GaussianMixture(weights, means, stds)
 
 
-def fit_em(x, n_components: int, n_iter: int = 50, init: GaussianMixture | None = None,
+def fit_em(x: object, n_components: int, n_iter: int = 50, init: GaussianMixture | None = None,
            generator: torch.Generator | None = None) -> EMResult:
     """Fit a mixture to ``x`` (``[I]`` or ``[I, D]``) by ``n_iter`` EM steps.
 

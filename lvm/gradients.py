@@ -24,9 +24,11 @@ from ._checks import as_tensor, check_finite, check_int, check_positive, check_p
 __all__ = ["reparameterised_gradients", "score_function_gradients"]
 
 Baseline = float | torch.Tensor | Literal["leave-one-out"] | None
+TensorLike = torch.Tensor | float  # a tensor, or a number that becomes one
 
 
-def score_function_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu, std, n_samples: int,
+def score_function_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu: TensorLike, std: TensorLike,
+                             n_samples: int,
                              generator: torch.Generator | int | None = None,
                              baseline: Baseline = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample score-function (REINFORCE) estimates (f(z) − c) ∇ log q(z) (eq. ``score-function``).
@@ -59,7 +61,8 @@ def score_function_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu, std,
     return values * eps / std, values * (eps**2 - 1) / std
 
 
-def reparameterised_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu, std, n_samples: int,
+def reparameterised_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu: TensorLike, std: TensorLike,
+                              n_samples: int,
                               generator: torch.Generator | int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample reparameterised (pathwise) estimates, via z = μ + σ ε with ε ~ N(0, I) (eq. ``reparam``).
 
@@ -92,7 +95,8 @@ def reparameterised_gradients(f: Callable[[torch.Tensor], torch.Tensor], mu, std
     return dfdz, dfdz * eps
 
 
-def _draw(mu, std, n_samples, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _draw(mu: TensorLike, std: TensorLike, n_samples: int, generator: torch.Generator | int | None
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     mu = check_finite(as_tensor(mu, "mu"), "mu").detach()
     std = check_positive(as_tensor(std, "std", dtype=mu.dtype).to(mu.device), "std").detach()
     check_shape(std, "std", list(mu.shape), "the shape of mu")
@@ -105,7 +109,7 @@ def _draw(mu, std, n_samples, generator) -> tuple[torch.Tensor, torch.Tensor, to
     return mu, std, eps
 
 
-def _evaluate(f, z: torch.Tensor, n_samples: int, shape: torch.Size) -> torch.Tensor:
+def _evaluate(f: object, z: torch.Tensor, n_samples: int, shape: torch.Size) -> torch.Tensor:
     if not callable(f):
         raise ValueError(f"f must be a callable f(z) -> values, got {type(f).__name__}")
     values = f(z)
@@ -130,7 +134,8 @@ def _baseline(baseline: Baseline, values: torch.Tensor, n_samples: int) -> torch
         return (values.sum(0, keepdim=True) - values) / (n_samples - 1)
     c = check_finite(as_tensor(baseline, "baseline", dtype=values.dtype).to(values.device), "baseline")
     try:
-        ok = torch.broadcast_shapes(c.shape, values.shape) == values.shape
+        # torch.broadcast_shapes carries no annotations in torch itself
+        ok = torch.broadcast_shapes(c.shape, values.shape) == values.shape  # type: ignore[no-untyped-call]
     except RuntimeError:
         ok = False
     if not ok:

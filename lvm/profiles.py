@@ -10,8 +10,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from IPython.display import Markdown
 
 __all__ = ["PROFILES", "Profile", "current_profile", "describe", "note", "profile_named"]
 
@@ -81,7 +85,7 @@ def describe(profile: Profile, evaluation: bool = False) -> str:
     return text
 
 
-def note(before: str = "", after: str = "", evaluation: bool = False):
+def note(before: str = "", after: str = "", evaluation: bool = False) -> Markdown:
     """A note for a chapter's page: which profile built it, and what the other profile does.
 
     Returned as ``IPython.display.Markdown`` (a block quote, which Jupyter, Colab and the book all render), so
@@ -95,5 +99,6 @@ def note(before: str = "", after: str = "", evaluation: bool = False):
     text = (f"{before}This page was built with the **{this.name}** profile: {describe(this, evaluation)}. "
             f"The **{other.name}** profile (`LVM_PROFILE={other.name}`, {default}) uses "
             f"{describe(other, evaluation)}.{after}")
-    return Markdown(f"> **Which run built this page.** {text}")
+    # IPython.display carries no annotations
+    return Markdown(f"> **Which run built this page.** {text}")  # type: ignore[no-untyped-call]
 

@@ -6,7 +6,8 @@ the VAE loss of eq. ``vae-loss``, −(1/B) Σ_i ELBO(x_i), each ELBO computed by
 objectives (a β-weighted ELBO with free bits and KL warm-up, the IWAE bound) are named
 objects of :mod:`lvm.objectives`, passed as ``objective=``; ``fit`` is only the loop. It
 reads top to bottom: check the arguments (:mod:`lvm._fit_checks`), set up (resuming from
-a checkpoint: :mod:`lvm.resume`), then per epoch train, validate, record, save.
+a checkpoint: :mod:`lvm.resume`), then per epoch train, validate (:mod:`lvm.epoch`),
+record, save.
 
 Why the loop looks the way it does (it is written for speed, and that speed is
 benchmarked):
@@ -32,7 +33,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -41,8 +41,8 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from . import objectives
 from ._checks import values_checked
-from ._fit_checks import NOT_BINARY, FitArguments, check_fit_arguments, check_scheduled_lr, checked_schedule, is_binary
-from .device import sum_dtype
+from ._fit_checks import FitArguments, check_fit_arguments, check_scheduled_lr, checked_schedule
+from .epoch import LossFunction, loss_function, read_back, train_epoch, validate
 from .history import History
 from .models.base import LatentVariableModel
 from .objectives import Batch, Objective, ObjectiveFunction
@@ -50,13 +50,6 @@ from .progress import progress_bar
 from .resume import Parts, RunCheckpoint
 
 __all__ = ["History", "NonFiniteLossError", "fit"]
-
-VAL_BATCH = 4096  # validation takes no gradients, so it can use much larger batches
-
-# A training step's loss: (batch, epoch) -> (−mean of the objective, to minimise, and
-# its sum, detached, to report).
-LossFunction = Callable[[Batch, int], tuple[torch.Tensor, torch.Tensor]]
-
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite. The model holds the weights of the last
@@ -179,8 +172,8 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int,
     start, history = 0, History(device=str(run.device))
     if saved is not None and saved.path.exists():
         start, history = saved.resume(parts, run.lr, run.epochs, run.new_objective_ok)
-    loss_fn = _loss_function(model, run.objective, run.compile)
-    validate = objectives.elbo(n_samples=run.n_samples)  # whatever the objective
+    loss_fn = loss_function(model, run.objective, run.compile)
+    validation = objectives.elbo(n_samples=run.n_samples)  # whatever the objective
     recorded = objectives.record(run.objective)
 
     good_state, was_training = _copy_state(model), model.training
@@ -191,10 +184,10 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int,
             for epoch in range(start + 1, run.epochs + 1):
                 check_scheduled_lr(optimizer, epoch)
                 t0 = time.perf_counter()
-                total = _train_epoch(model, loss_fn, optimizer, run, epoch,
+                total = train_epoch(model, loss_fn, optimizer, run, epoch,
                                      parts.generator, first=epoch == start + 1)
-                val_total = _validate(model, validate, run)
-                train_sum, val_sum, finite = _read_back(model, total, val_total)
+                val_total = validate(model, validation, run)
+                train_sum, val_sum, finite = read_back(model, total, val_total)
                 seconds = time.perf_counter() - t0
                 if not finite:
                     model.load_state_dict(good_state)
@@ -213,98 +206,6 @@ def fit(model: LatentVariableModel, data: Batch, *, epochs: int,
     finally:
         model.train(was_training)
     return history
-
-
-# --- one epoch: train, validate, read back ------------------------------------------
-
-
-def _train_epoch(model: torch.nn.Module, loss_fn: LossFunction,
-                 optimizer: torch.optim.Optimizer, run: FitArguments, epoch: int,
-                 generator: torch.Generator, first: bool) -> torch.Tensor:
-    """One pass over the data in a fresh random order; returns the sum of the
-    objective's values (a device tensor: no sync)."""
-    model.train()
-    data = run.train
-    x = data[0] if run.transform is None else _transformed(run.transform, data[0])
-    # A transform's output is what trains: the first epoch's must be binary too.
-    if first and run.transform is not None and run.bernoulli and not is_binary(x):
-        warnings.warn(f"transform returns values that are not binary {NOT_BINARY}. "
-                      "Binarise them, e.g. transform=lvm.data.dynamic_binarize.",
-                      stacklevel=3)
-    n = x.shape[0]
-    order = torch.randperm(n, device=x.device, generator=generator)
-    total = torch.zeros((), device=x.device, dtype=sum_dtype(x.device))
-    for i in range(0, n, run.batch_size):
-        rows = order[i:i + run.batch_size]
-        batch = x[rows] if len(data) == 1 else (x[rows], data[1][rows])
-        with run.autocast():
-            loss, value_sum = loss_fn(batch, epoch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # Tensor.backward has no annotations in torch
-        optimizer.step()
-        total += value_sum
-    return total
-
-
-@torch.no_grad()
-def _validate(model: torch.nn.Module, objective: Objective,
-              run: FitArguments) -> torch.Tensor:
-    """Σ_i objective(x_i) over the validation data in eval mode, in large batches (0
-    without them); a device tensor (no sync)."""
-    total = torch.zeros((), device=run.device, dtype=sum_dtype(run.device))
-    if run.val is None:
-        return total
-    model.eval()
-    x, rest = run.val[0], run.val[1:]
-    for i in range(0, x.shape[0], VAL_BATCH):
-        rows = slice(i, i + VAL_BATCH)
-        batch = x[rows] if not rest else (x[rows], rest[0][rows])
-        with run.autocast():
-            total += objective(model, batch, 0).sum()  # the plain ELBO: no epoch in it
-    return total
-
-
-def _read_back(model: torch.nn.Module, total: torch.Tensor, val_total: torch.Tensor
-               ) -> tuple[float, float, bool]:
-    """The epoch's sums, and whether the loss and the weights are finite: the one
-    synchronisation of the epoch."""
-    # A step on a finite loss can still leave non-finite weights (an inf gradient).
-    weights_ok = torch.stack([torch.isfinite(p).all() for p in model.parameters()])
-    weights_ok = weights_ok.all()
-    train_sum, ok, val_sum = torch.stack(
-        [total, weights_ok.to(total.dtype), val_total.to(total.dtype)]).tolist()
-    return train_sum, val_sum, math.isfinite(train_sum) and ok == 1.0
-
-
-def _transformed(transform: Callable[[torch.Tensor], object],
-                 x: torch.Tensor) -> torch.Tensor:
-    # Handed a copy: on the CPU the training tensor is the caller's own, and an in-place
-    # transform (x.bernoulli_()) overwrote it, turning dynamic binarisation static.
-    out = transform(x.clone())
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError("transform must return a tensor of the training data's shape "
-                         f"{list(x.shape)}, got {got}")
-    return out.to(x.dtype)
-
-
-# --- the loss ----------------------------------------------------------------------
-
-
-def _loss_function(model: torch.nn.Module, objective: Objective,
-                   compile: bool | str) -> LossFunction:
-    def loss_fn(batch: Batch, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """−(mean of the objective over the batch), to minimise, and the objective's sum
-        (detached), to report."""
-        values = objectives.check_values(objective(model, batch, epoch), batch)  # [B]
-        return -values.mean(), values.detach().sum()
-
-    if not compile:
-        return loss_fn
-    # An objective that does not read the epoch is compiled once: torch.compile guards
-    # only on what the traced code reads (a KL warm-up's epoch, for one).
-    mode = None if isinstance(compile, bool) else compile  # True: torch's default mode
-    return torch.compile(loss_fn, dynamic=False, mode=mode)
 
 
 def _non_finite(loss_fn: LossFunction, run: FitArguments, epoch: int, train_sum: float,
