@@ -143,6 +143,9 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
         lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.02, 1.0]))
     wide = lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.5, 4.0]))
     assert wide.values()["s1"] == 4.0  # the spread's slider reaches the model's sigma, 4, not 3
+    # Off the slider's 0.05 steps: rounded up (3.05), the slider reaches 3.02; rounded down it would open at 3.0.
+    between = lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.5, 3.02]))
+    assert between.values()["s1"] == pytest.approx(3.02)
     # Every weight at 0 has no mixture: the figure says so instead of a traceback from the slider's callback.
     for name in ("w0", "w1"):
         wide.controls[name].value = 0.0
