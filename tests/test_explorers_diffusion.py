@@ -103,6 +103,9 @@ def test_the_plotted_posterior_has_the_closed_form_mean_and_variance_and_the_rev
     assert plotted == pytest.approx((float(library.mean), float(library.variance)), abs=1e-6)
     assert f"mean {mean:.2f}, sd {math.sqrt(variance):.2f}" in bottom.get_title()
     assert f"$x_t$ = {xt:.2f}" in bottom.get_title()
+    # the markers on the axis: x_t itself (0.08 here), not its noiseless mean √ᾱ_t x_0 (0.75)
+    assert curve(bottom, "$x_t$")[0] == pytest.approx([xt], abs=1e-12)
+    assert curve(bottom, "$x_0$")[0].tolist() == [3.0]
     # the true reverse step, by Bayes' rule on the grid, has the moments of lvm's best Gaussian reverse step
     # (eq. denoised-moments): variance 0.601; leaving out Var[x_0 | x_t] would make it σ̃_4² = 0.465
     step = diffusion.reverse_step(MIXTURE.double(), torch.tensor([xt], dtype=torch.float64),
