@@ -7,7 +7,8 @@ the assignments are missing. For every chapter with coding exercises:
 - the instructor's solutions get full marks on every question;
 - the untouched student notebook gets zero on every question;
 - a notebook with one plausible wrong answer in one question loses exactly that question's points, for each
-  question in turn (the mistakes below are applied to the chapter's own solution, so they follow its edits);
+  question in turn (the mistakes of ``grading_mistakes.py``, applied to the chapter's own solution, so that they
+  follow its edits);
 - no hidden test's source reaches the student notebook or its public tests, while the zip has it.
 
 Each run's wall time and peak memory are written to ``<LVM_OTTER_DIR>/grading-times.json``: the instructors page
@@ -29,6 +30,8 @@ import pytest
 
 import otter_assign
 
+from grading_mistakes import MISTAKES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,25 +40,6 @@ pytestmark = pytest.mark.instructor
 OTTER_DIR = Path(os.environ.get("LVM_OTTER_DIR", ROOT / "_build" / "otter"))
 CHAPTERS = [p.stem for p in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
             if otter_assign.coding_exercises(json.loads(p.read_text(encoding="utf-8")))]
-
-# One mistake students really make per question: (text of the chapter's solution, what the student writes).
-MISTAKES = {
-    "mixture_log_density": ("weights.log() + Normal", "Normal"),  # the prior weights forgotten
-    "responsibilities": ("torch.softmax(log_joint, dim=-1)",  # Bayes' rule as written: 0/0 far out
-                         "log_joint.exp() / log_joint.exp().sum(-1, keepdim=True)"),
-    "ppca_posterior": ("sigma**2 * torch.eye", "sigma * torch.eye"),  # σ where σ² belongs
-    "importance_estimate": ("torch.logsumexp(log_w, dim=0) - math.log(n_samples)",
-                            "log_w.mean(0)"),  # the mean of the log, not the log of the mean
-    "gaussian_kl": ("(2 * std_p**2)", "std_p**2"),  # a factor of 1/2 lost
-    "score_function_estimates": ("std**3 - 1 / std", "std**3"),  # the normaliser's score forgotten
-    "reparameterised_sample": ("eps @ scale_tril.T", "eps @ scale_tril"),  # L transposed
-    "vae_loss": ("(recon - kl).mean()", "(recon - kl).sum()"),  # the batch summed, not averaged
-    "log_mean_exp_stream": ("count += log_w.shape[0]", "count += 1"),  # chunks counted, not samples
-    "mutual_information_gap": ("(best - second) / entropy", "(best - second) / best"),  # wrong normaliser
-    "forward_marginal": ("torch.cumprod(alphas, dim=0)",  # ᾱ_{t-1} for ᾱ_t
-                         "torch.cumprod(torch.cat([alphas.new_ones(1), alphas[:-1]]), dim=0)"),
-}
-
 
 PEAK_MEMORY = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")

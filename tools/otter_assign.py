@@ -109,19 +109,8 @@ def plain_markdown(text: str, page_url: str, numbers: dict[str, str]) -> str:
 
 def solution_with_markers(solution: str) -> str:
     """Wrap each function's body (after its docstring) in Otter's solution markers, with the stub as prompt."""
-    lines = solution.splitlines()
-    functions = [n for n in ast.parse(solution).body if isinstance(n, ast.FunctionDef)]
-    for fn in reversed(functions):  # from the bottom, so earlier line numbers stay valid
-        first = fn.body[1] if ast.get_docstring(fn) and len(fn.body) > 1 else fn.body[0]
-        indent = " " * first.col_offset
-        start, end = first.lineno - 1, fn.body[-1].end_lineno
-        # Comments just above the first statement are hints that belong to the solution.
-        while start > fn.lineno and lines[start - 1].lstrip().startswith("#"):
-            start -= 1
-        prompt = [f'{indent}""" # BEGIN PROMPT', *(indent + s for s in STUB), f'{indent}""" # END PROMPT']
-        lines[start:end] = [f"{indent}# BEGIN SOLUTION NO PROMPT", *lines[start:end],
-                            f"{indent}# END SOLUTION", *prompt]
-    return "\n".join(lines) + "\n"
+    prompt = ['""" # BEGIN PROMPT', *STUB, '""" # END PROMPT']
+    return student_edition.wrap_answers(solution, ["# BEGIN SOLUTION NO PROMPT"], ["# END SOLUTION", *prompt])
 
 
 def imports_for(nb: dict, solutions: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ import json
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -75,7 +76,26 @@ def stub_for(source: str) -> str | None:
     return "\n\n\n".join(stubs) + "\n"
 
 
-def student_notebook(nb: dict) -> dict:
+def wrap_answers(solution: str, begin: list[str], end: list[str]) -> str:
+    """``solution`` with each function's body (after its docstring) between the lines ``begin`` and ``end``,
+    indented as the body: how a grading tool's source marks what the student writes (Otter's ``# BEGIN
+    SOLUTION``, nbgrader's ``### BEGIN SOLUTION``). Signatures and docstrings stay outside, as in the stub."""
+    lines = solution.splitlines()
+    functions = [n for n in ast.parse(solution).body if isinstance(n, ast.FunctionDef)]
+    for fn in reversed(functions):  # from the bottom, so earlier line numbers stay valid
+        first = fn.body[1] if ast.get_docstring(fn) and len(fn.body) > 1 else fn.body[0]
+        indent = " " * first.col_offset
+        start, stop = first.lineno - 1, fn.body[-1].end_lineno
+        # Comments just above the first statement are hints that belong to the solution.
+        while start > fn.lineno and lines[start - 1].lstrip().startswith("#"):
+            start -= 1
+        lines[start:stop] = [*(indent + s for s in begin), *lines[start:stop], *(indent + s for s in end)]
+    return "\n".join(lines) + "\n"
+
+
+def student_notebook(nb: dict, answer: Callable[[str], str | None] = stub_for) -> dict:
+    """The student edition of a chapter: each solution cell becomes ``answer(its source)`` (the stub, by
+    default), and the Markdown drops its solutions."""
     cells = []
     for cell in nb["cells"]:
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
@@ -87,7 +107,7 @@ def student_notebook(nb: dict) -> dict:
         if cell["cell_type"] == "code":
             cell = {**cell, "outputs": [], "execution_count": None}
             if "solution" in cell.get("metadata", {}).get("tags", []):
-                stub = stub_for(source)
+                stub = answer(source)
                 if stub is None:
                     continue
                 # The stub is the student's to fill in: shown open, not folded like the answer it replaces.
