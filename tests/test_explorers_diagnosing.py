@@ -76,6 +76,17 @@ def test_the_shown_image_is_the_decoders_mean_at_the_code_plus_the_step_times_th
     assert along.lines[0].get_ydata()[0] == pytest.approx(float(images[3].mean()))
     assert along.lines[0].get_linestyle() == ":"  # dotted, as the caption says
     assert [text.get_text() for text in along.get_legend().get_texts()] == ["input", "decoded"]
+    # A negative step, as two of the chapter's stand-in panels show: an image decoded at |η| would show the
+    # η = +2 image here, which the lines above (all at η = +2) cannot catch.
+    explorer.controls["strength"].value = -2.0
+    original, shown, along = explorer.figure.axes
+    with torch.no_grad():
+        expected = model.decode(codes[3] - 2.0 * vector)
+    assert torch.allclose(torch.as_tensor(shown.images[0].get_array()), expected.reshape(28, 28),
+                          atol=1e-6)
+    marker = along.lines[-1]
+    assert marker.get_xdata()[0] == -2.0
+    assert marker.get_ydata()[0] == pytest.approx(float(expected.mean()), abs=1e-6)
 
 
 def test_each_images_curve_is_decoded_once(setting):
