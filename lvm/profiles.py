@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from IPython.display import Markdown
+    import IPython.display
 
 __all__ = ["PROFILES", "Profile", "current_profile", "describe", "note", "profile_named"]
 
@@ -85,7 +85,7 @@ def describe(profile: Profile, evaluation: bool = False) -> str:
     return text
 
 
-def note(before: str = "", after: str = "", evaluation: bool = False) -> Markdown:
+def note(before: str = "", after: str = "", evaluation: bool = False) -> IPython.display.Markdown:
     """A note for a chapter's page: which profile built it, and what the other profile does.
 
     Returned as ``IPython.display.Markdown`` (a block quote, which Jupyter, Colab and the book all render), so

@@ -1,4 +1,5 @@
-"""Write the intersphinx inventories of Python, Matplotlib, NumPy and PyTorch that the book links to, as small subsets.
+"""Write the intersphinx inventories of Python, IPython, Matplotlib, NumPy and PyTorch that the book links to, as
+small subsets.
 
 The API page (``book/api.md``) names ``torch.Tensor``, ``int``, ``os.PathLike`` and the like in the
 parameter and return types that autodoc takes from the annotations. With ``sphinx.ext.intersphinx`` those
@@ -74,6 +75,9 @@ INVENTORIES: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
         ("matplotlib.figure.SubFigure", "py:class",
          "api/_as_gen/matplotlib.figure.SubFigure.html#matplotlib.figure.SubFigure"),
         ("matplotlib.axes.Axes", "py:class", "api/_as_gen/matplotlib.axes.Axes.html#matplotlib.axes.Axes"),
+    ]),
+    "ipython": ("IPython", "https://ipython.readthedocs.io/en/stable/", [
+        ("IPython.display.Markdown", "py:class", "api/generated/IPython.display.html#IPython.display.Markdown"),
     ]),
     "numpy": ("NumPy", "https://numpy.org/doc/stable/", [
         ("numpy.ndarray", "py:class", "reference/generated/numpy.ndarray.html#numpy.ndarray"),
