@@ -2,8 +2,9 @@
 
 ``book/marking.md`` (instructor edition only) holds one scheme per exercise that is marked by hand: a line
 ``{ref}`label`: **N points**`` and bullets ``- **k** for ...`` whose ``k`` add up to ``N``. Coding exercises are
-marked by Otter-Grader (``tools/otter_assign.py``), ``POINTS_PER_CODING_EXERCISE`` each. The points table on
-``book/instructors.md`` must equal both, chapter by chapter.
+marked by Otter-Grader (``tools/otter_assign.py``), ``POINTS_PER_CODING_EXERCISE`` each; one that also asks for a
+derivation (``CODING_WITH_A_DERIVATION``) has a scheme too, for that answer, and counts as marked by hand as well.
+The points table on ``book/instructors.md`` must equal both, chapter by chapter.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ EXERCISE = re.compile(r"^:::\{exercise\}\s*(.*)\n:label:\s*(\S+)", re.MULTILINE)
 # A scheme runs from its line to the next scheme or heading (its bullets may hold display maths).
 SCHEME = re.compile(r"^\{ref\}`([^`]+)`: \*\*(\d+) points\*\*\n\n(- .*?)(?=^\{ref\}|^#|\Z)", re.MULTILINE | re.DOTALL)
 STEP = re.compile(r"^- \*\*(\d+)\*\* for\b", re.MULTILINE)
+# Coding exercises whose prompt also asks for a derivation: Otter marks the code, a teaching assistant the answer.
+CODING_WITH_A_DERIVATION = {"ex-code-reparam-sample"}
 
 
 def _exercises(path: Path) -> list[tuple[str, str]]:
@@ -44,11 +47,17 @@ def _schemes() -> dict[str, tuple[int, str]]:
 
 
 def _hand_marked(path: Path) -> list[str]:
-    return [label for label, title in _exercises(path) if not title.startswith("Coding:")]
+    return [label for label, title in _exercises(path)
+            if not title.startswith("Coding:") or label in CODING_WITH_A_DERIVATION]
 
 
 def _coding(path: Path) -> list[str]:
     return [label for label, title in _exercises(path) if title.startswith("Coding:")]
+
+
+def test_the_coding_exercises_with_a_derivation_exist():
+    coding = {label for path in CHAPTERS for label in _coding(path)}
+    assert coding >= CODING_WITH_A_DERIVATION, f"not coding exercises: {sorted(CODING_WITH_A_DERIVATION - coding)}"
 
 
 def test_every_hand_marked_exercise_has_one_scheme_in_book_order():
