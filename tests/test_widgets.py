@@ -146,6 +146,16 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     # Off the slider's 0.05 steps: rounded up (3.05), the slider reaches 3.02; rounded down it would open at 3.0.
     between = lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.5, 3.02]))
     assert between.values()["s1"] == pytest.approx(3.02)
+    # Another x_range reaches the sliders and both panels: the means' sliders, the density and the band all
+    # span (-3, 9), where a panel or slider fixed at the default would span (-6, 6).
+    shifted = lvm.widgets.mixture_explorer(lvm.GaussianMixture([0.5, 0.5], [0.0, 6.0], [1.0, 1.0]), x_range=(-3, 9))
+    for name in ("m0", "m1"):
+        assert (shifted.controls[name].min, shifted.controls[name].max) == (-3.0, 9.0)
+    top, bottom = shifted.figure.axes
+    density = next(line for line in top.lines if line.get_label() == "$p(x)$")
+    assert np.allclose(density.get_xdata()[[0, -1]], [-3.0, 9.0])
+    band = bottom.collections[0].get_paths()[0].vertices
+    assert np.allclose([band[:, 0].min(), band[:, 0].max()], [-3.0, 9.0])
     # Every weight at 0 has no mixture: the figure says so instead of a traceback from the slider's callback.
     for name in ("w0", "w1"):
         wide.controls[name].value = 0.0
