@@ -139,6 +139,10 @@ def test_the_mean_is_drawn_thinner_than_both_reference_lines(built):
         (ax,) = explorer.figure.axes
         width = {line.get_label(): line.get_linewidth() for line in ax.lines}
         assert width["mean"] < width[LOG_PX] and width["mean"] < width["ELBO"], width
+        # One legend under the panel names the three lines (the caption says so; live, it is their only key).
+        (legend,) = explorer.figure.legends
+        assert [text.get_text() for text in legend.get_texts()] == [line.get_label() for line in ax.lines]
+        assert {text.get_text() for text in legend.get_texts()} == {LOG_PX, "ELBO", "mean"}
         (mean,) = [line for line in ax.lines if line.get_label() == "mean"]
         # Over them: drawn later, or above them in z-order.
         assert all((mean.get_zorder(), ax.lines.index(mean)) > (line.get_zorder(), ax.lines.index(line))
