@@ -4,12 +4,14 @@ CI writes the assignments with ``python tools/otter_assign.py _build/otter`` (or
 installing the ``[instructor]`` extra, then selects these tests with ``-m instructor``. They fail (do not skip) when
 the assignments are missing. For every chapter with coding exercises:
 
-- the instructor's solutions get full marks on every question;
+- a student notebook answered with the reference solutions gets full marks on every question;
 - the untouched student notebook gets zero on every question;
 - a notebook with one plausible wrong answer in one question loses exactly that question's points, for each
   question in turn (the mistakes of ``grading_mistakes.py``, applied to the chapter's own solution, so that they
   follow its edits);
-- no hidden test's source reaches the student notebook or its public tests, while the zip has it.
+- no hidden test's source reaches the student notebook or its public tests, while the zip has it;
+- the checks run in a student notebook opened alone, as from a Colab link (no ``tests/`` beside it): each
+  passes on a right answer and fails on the plausible mistake.
 
 Each run's wall time and peak memory are written to ``<LVM_OTTER_DIR>/grading-times.json``: the instructors page
 quotes them.
@@ -98,9 +100,33 @@ def test_every_question_has_a_mistake_to_grade():
         f"missing {sorted(questions - set(MISTAKES))}, stale {sorted(set(MISTAKES) - questions)}")
 
 
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _answered(stem: str, mistake: str | None = None) -> dict:
+    """What a student submits: the student notebook with each answer written, as the reference solution, or with
+    the plausible mistake of ``MISTAKES[mistake]`` in that question."""
+    nb = _notebook(stem, "student")
+    solutions = _notebook(stem, "autograder")
+    for question in _questions(stem):
+        def defines(cell: dict, name: str = question) -> bool:
+            return cell["cell_type"] == "code" and bool(re.search(rf"^def {name}\(", _source(cell), re.MULTILINE))
+        theirs = [c for c in nb["cells"] if defines(c)]
+        ours = [c for c in solutions["cells"] if defines(c)]
+        assert len(theirs) == len(ours) == 1, f"no single answer cell defines {question}"
+        answer = _source(ours[0])
+        if question == mistake:
+            right, wrong = MISTAKES[question]
+            assert answer.count(right) == 1, f"the solution of {question} no longer contains {right!r}: update MISTAKES"
+            answer = answer.replace(right, wrong)
+        theirs[0]["source"] = answer
+    return nb
+
+
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_solutions_get_full_marks(stem, tmp_path):
-    scores = _grade(stem, _notebook(stem, "autograder"), tmp_path, "solutions")
+    scores = _grade(stem, _answered(stem), tmp_path, "solutions")
     assert set(scores) == set(_questions(stem))
     assert all(score == best == otter_assign.POINTS_PER_QUESTION for score, best in scores.values()), scores
 
@@ -114,17 +140,36 @@ def test_untouched_student_notebook_gets_zero(stem, tmp_path):
 
 @pytest.mark.parametrize("stem, question", [(s, q) for s in CHAPTERS for q in _questions(s)])
 def test_one_wrong_answer_loses_exactly_its_question(stem, question, tmp_path):
-    nb = _notebook(stem, "autograder")
-    right, wrong = MISTAKES[question]
-    answers = [c for c in nb["cells"] if c["cell_type"] == "code"
-               and re.search(rf"^def {question}\(", "".join(c["source"]), re.MULTILINE)]
-    assert len(answers) == 1, f"no single answer cell defines {question}"
-    source = "".join(answers[0]["source"])
-    assert source.count(right) == 1, f"the solution of {question} no longer contains {right!r}: update MISTAKES"
-    answers[0]["source"] = source.replace(right, wrong)
-    scores = _grade(stem, nb, tmp_path, f"wrong {question}")
+    scores = _grade(stem, _answered(stem, mistake=question), tmp_path, f"wrong {question}")
     full = otter_assign.POINTS_PER_QUESTION
     assert scores == {q: (0.0 if q == question else full, full) for q in _questions(stem)}, scores
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_checks_run_in_a_student_notebook_opened_alone(stem, tmp_path):
+    # As a Colab link opens it: no tests/ folder beside it. Otter reads its tests from ./tests only (it
+    # downloads them from a URL only under JupyterLite), so the init cell must write them. Otter's own
+    # `%pip install` cell is left out: the test machine has Otter, and no network.
+    import nbformat
+    from nbclient import NotebookClient
+
+    first = _questions(stem)[0]
+    nb = _answered(stem, mistake=first)
+    nb["cells"] = [c for c in nb["cells"] if not _source(c).startswith("%pip")]
+    notebook = nbformat.reads(json.dumps(nb), as_version=4)
+    NotebookClient(notebook, timeout=600, allow_errors=True, resources={"metadata": {"path": str(tmp_path)}},
+                   ).execute()
+    feedback = {}
+    for cell in notebook.cells:
+        checked = re.fullmatch(r'grader\.check\("(\w+)"\)', cell.source.strip())
+        if checked:
+            feedback[checked.group(1)] = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+    assert set(feedback) == set(_questions(stem)), feedback
+    assert "Test case failed" in feedback[first], feedback[first]  # the mistake is caught by its check
+    for question, text in feedback.items():
+        if question != first:
+            assert "All test cases passed" in text, (question, text)
+    assert sorted(p.name for p in (tmp_path / "tests").glob("*.py")) == sorted(f"{q}.py" for q in _questions(stem))
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)

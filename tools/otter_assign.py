@@ -21,9 +21,11 @@ edit reaches the assignment the next time this runs. Nothing in a graded test tr
 in seconds on half a CPU.
 
 The student notebooks run in Colab (``runs_on: colab``): their first cells install Otter and ``lvm``, and
-``grader.check`` downloads the public tests from the published site (``otter/<chapter>/tests/``, which the
-publish workflow copies there). The output folder holds, per chapter, ``<chapter>/student/<chapter>.ipynb``,
-``<chapter>/autograder/<chapter>-autograder_*.zip`` (upload it to Gradescope) and the master notebook.
+write the public tests into ``./tests`` if the folder is missing (Otter reads them there; it downloads tests
+from a URL only under JupyterLite), so that ``grader.check`` works in a notebook opened alone.
+
+The output folder holds, per chapter, ``<chapter>/dist/student/<chapter>.ipynb`` (with its ``tests/``),
+``<chapter>/dist/autograder/<chapter>-autograder_*.zip`` (upload it to Gradescope) and the master notebook.
 """
 
 from __future__ import annotations
@@ -173,8 +175,7 @@ def master_notebook(path: Path, ref: str) -> dict | None:
         "overwrite_requirements": False,
         "runs_on": "colab",
         "export_cell": {"pdf": False, "instructions": "Upload the zip file to Gradescope."},
-        "tests": {"files": True, "ok_format": False,
-                  "url_prefix": f"{site}/otter/{path.stem}/tests/"},
+        "tests": {"files": True, "ok_format": False},
         "generate": {"pdf": False, "show_stdout": True, "show_hidden": True},
         "init_cell": True,
         "check_all_cell": True,
@@ -242,7 +243,49 @@ def write_assignment(chapter: Path, output: Path, ref: str, run_otter: bool = Tr
     if run_otter:
         # otter assign also runs every test against the solutions, so a broken master fails here.
         subprocess.run(["otter", "assign", "-v", master_path.name, "dist"], cwd=folder, check=True)
+        embed_public_tests(folder / "dist" / "student" / f"{chapter.stem}.ipynb")
     return folder
+
+
+OTTER_INIT = "# Initialize Otter"
+INIT_CELL = """# Initialize Otter. Its checks read the public tests from ./tests. Where that folder is missing (in
+# Colab, where this notebook arrives alone), they are written here from this cell; an existing folder
+# (the assignment's zip unpacked, or the grader's) is left as it is.
+import pathlib
+
+PUBLIC_TESTS = {{
+{tests}}}
+if not pathlib.Path("tests").is_dir():
+    pathlib.Path("tests").mkdir()
+    for name, source in PUBLIC_TESTS.items():
+        (pathlib.Path("tests") / name).write_text(source, encoding="utf-8")
+
+import otter
+
+grader = otter.Notebook()
+"""
+
+
+def embed_public_tests(student_notebook: Path) -> None:
+    """Put the public tests into the student notebook's Otter init cell.
+
+    Otter 7 reads a check's tests from ``./tests`` (it downloads them from a URL only under JupyterLite, and in
+    Colab ``otter.Notebook()`` refuses to start without the folder), so a student notebook opened alone, as
+    a Colab link opens it, could run no check. The init cell now writes the folder when it is missing.
+    """
+    nb = json.loads(student_notebook.read_text(encoding="utf-8"))
+    tests = sorted((student_notebook.parent / "tests").glob("*.py"))
+    if not tests:
+        raise ValueError(f"no public tests beside {student_notebook}")
+    entries = ""
+    for test in tests:
+        lines = "".join(f"        {line!r}\n" for line in test.read_text(encoding="utf-8").splitlines(keepends=True))
+        entries += f"    {test.name!r}: (\n{lines}    ),\n"
+    inits = [c for c in nb["cells"] if c["cell_type"] == "code" and source_of(c).startswith(OTTER_INIT)]
+    if len(inits) != 1:
+        raise ValueError(f"expected one Otter init cell in {student_notebook}, found {len(inits)}")
+    inits[0]["source"] = INIT_CELL.format(tests=entries)
+    student_notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:
