@@ -38,7 +38,7 @@ c = get_config()  # noqa: F821 (nbgrader provides it)
 c.CourseDirectory.course_id = {course_id!r}
 # The student edition's stub, so that generate_assignment writes its answer cells exactly.
 c.ClearSolutions.code_stub = {{"python": {stub!r}}}
-# The check cells fail with an exception on a wrong answer: grade them, and go on to the next cell.
+# Autograding executes the whole chapter: give its slowest cell time (seconds).
 c.Execute.timeout = {timeout}
 '''
 STUB = "# YOUR CODE HERE\nraise NotImplementedError"
