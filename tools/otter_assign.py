@@ -51,6 +51,24 @@ POINTS_PER_QUESTION = student_edition.POINTS_PER_CODING_EXERCISE
 # Seeds of the hidden tests: other cases than the public test's default seed, the same for every submission.
 HIDDEN_SEEDS = (1001, 1002, 1003)
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError"]
+# The first line of the init cell that otter assign writes, and what embed_public_tests puts in its place.
+OTTER_INIT = "# Initialize Otter"
+INIT_CELL = """# Initialize Otter. Its checks read the public tests from ./tests. Where that folder is missing (in
+# Colab, where this notebook arrives alone), they are written here from this cell; an existing folder
+# (the assignment's zip unpacked, or the grader's) is left as it is.
+import pathlib
+
+PUBLIC_TESTS = {{
+{tests}}}
+if not pathlib.Path("tests").is_dir():
+    pathlib.Path("tests").mkdir()
+    for name, source in PUBLIC_TESTS.items():
+        (pathlib.Path("tests") / name).write_text(source, encoding="utf-8")
+
+import otter
+
+grader = otter.Notebook()
+"""
 
 
 @dataclass
@@ -245,25 +263,6 @@ def write_assignment(chapter: Path, output: Path, ref: str, run_otter: bool = Tr
         subprocess.run(["otter", "assign", "-v", master_path.name, "dist"], cwd=folder, check=True)
         embed_public_tests(folder / "dist" / "student" / f"{chapter.stem}.ipynb")
     return folder
-
-
-OTTER_INIT = "# Initialize Otter"
-INIT_CELL = """# Initialize Otter. Its checks read the public tests from ./tests. Where that folder is missing (in
-# Colab, where this notebook arrives alone), they are written here from this cell; an existing folder
-# (the assignment's zip unpacked, or the grader's) is left as it is.
-import pathlib
-
-PUBLIC_TESTS = {{
-{tests}}}
-if not pathlib.Path("tests").is_dir():
-    pathlib.Path("tests").mkdir()
-    for name, source in PUBLIC_TESTS.items():
-        (pathlib.Path("tests") / name).write_text(source, encoding="utf-8")
-
-import otter
-
-grader = otter.Notebook()
-"""
 
 
 def embed_public_tests(student_notebook: Path) -> None:
