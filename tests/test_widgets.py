@@ -115,7 +115,7 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
     assert np.allclose([area.get_facecolor()[0][:3] for area in bottom.collections], colours)
     # The stand-in draws each setting alone, on top of the controls' values, and leaves the controls as they were.
     live = explorer.values()
-    stand_in = explorer.stand_in([{"m0": 1.5}, {"w0": 0.2}])
+    stand_in = explorer.stand_in([{"m0": 1.5}, {"w0": 0.2}, {"s1": 3.0}])
     assert explorer.values() == live  # writing the settings into the sliders would stack them up
     # Only what a reader can set live: a value beyond a slider's range is refused (one between two steps is
     # let through: the reader sets the nearest). The chapter's settings sit on the sliders' steps.
@@ -124,9 +124,10 @@ def test_mixture_explorer_normalises_the_weights_and_redraws_on_every_slider():
         explorer.stand_in([{"s1": 5.0}])
     with pytest.raises(ValueError, match=r"m0 = -7 is beyond its slider \(-6 to 6\)"):
         explorer.stand_in([{"m0": -7.0}])
-    titles = [panel._suptitle.get_text() for panel in stand_in.subfigs[:2]]
-    assert titles == ["$\\mu_{1}$ = 1.5", "$\\lambda_{1}$ (raw) = 0.2"]  # one-based, as in the text
-    for panel, setting in zip(stand_in.subfigs, [{"m0": 1.5}, {"w0": 0.2}]):
+    titles = [panel._suptitle.get_text() for panel in stand_in.subfigs[:3]]
+    # One-based, as in the text: sigma_2 for the second component's spread, not sigma_1.
+    assert titles == ["$\\mu_{1}$ = 1.5", "$\\lambda_{1}$ (raw) = 0.2", "$\\sigma_{2}$ = 3"]
+    for panel, setting in zip(stand_in.subfigs, [{"m0": 1.5}, {"w0": 0.2}, {"s1": 3.0}]):
         values = {**live, **setting}
         drawn = lvm.widgets.mixture_from_sliders([values["w0"], values["w1"]], [values["m0"], values["m1"]],
                                                  [values["s0"], values["s1"]])
