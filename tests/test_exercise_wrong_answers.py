@@ -844,6 +844,11 @@ mig.wrong = {
     "averaged over the factors": (lambda i, h: mutual_information_gap(i, h).mean(), "averaged over the factors"),
     "the largest alone, nothing subtracted": (lambda i, h: i.max(0).values / h, "without subtracting the second"),
     "10% too large": (lambda i, h: mutual_information_gap(i, h) * 1.1, "Wrong values: expected"),
+    # A tensor is expected; the gradient plays no part here, so the message must not talk about it.
+    "a NumPy array": (lambda i, h: mutual_information_gap(i, h).numpy(),
+                      r"^(?!.*gradient).*must return a torch\.Tensor.*returned ndarray"),
+    "a list, from .tolist()": (lambda i, h: mutual_information_gap(i, h).tolist(),
+                               r"^(?!.*gradient).*must return a torch\.Tensor.*returned list"),
 }
 
 

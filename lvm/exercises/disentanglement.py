@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._feedback import ExerciseFeedback, _call, _close, _passed, _start
+from ._feedback import ExerciseFeedback, _close, _invoke, _passed, _start, _tensor
 
 __all__ = ["check_mutual_information_gap"]
 
@@ -14,6 +14,15 @@ __all__ = ["check_mutual_information_gap"]
 def _gap_reference(info: torch.Tensor, entropy: torch.Tensor) -> torch.Tensor:
     top_two = info.topk(2, dim=0).values
     return (top_two[0] - top_two[1]) / entropy
+
+
+def _answer(out: object) -> torch.Tensor:
+    """The answer as a float64 tensor; a NumPy array or a list is told that a tensor is expected."""
+    if not isinstance(out, torch.Tensor):
+        raise ExerciseFeedback(f"mutual_information_gap must return a torch.Tensor of the gaps, one per factor; it "
+                               f"returned {type(out).__name__}. Compute with torch operations on info and entropy "
+                               "(torch.topk, sort), or convert at the end with torch.as_tensor.")
+    return _tensor(out, "mutual_information_gap")
 
 
 def check_mutual_information_gap(fn: Callable, n_trials: int = 10, seed: int = 9) -> None:
@@ -30,7 +39,7 @@ def check_mutual_information_gap(fn: Callable, n_trials: int = 10, seed: int = 9
         d_z, k = (6, 4) if trial == 0 else tuple(int(v) for v in torch.randint(2, 8, (2,), generator=gen))
         entropy = 0.5 + torch.rand(k, generator=gen, dtype=torch.float64)
         info = torch.rand(d_z, k, generator=gen, dtype=torch.float64) * entropy  # I(z; v) <= H(v)
-        got = _call(fn, "mutual_information_gap", info, entropy)
+        got = _answer(_invoke(fn, "mutual_information_gap", info, entropy))
         want = _gap_reference(info, entropy)
         if got.shape != want.shape:
             hint = ""
