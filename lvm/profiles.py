@@ -81,7 +81,7 @@ def describe(profile: Profile, evaluation: bool = False) -> str:
     if evaluation:
         held_out = (f"{profile.eval_examples:,} images of the test split" if profile.mnist_train is None else
                     f"{profile.eval_examples:,} of the validation images (this profile has no separate test set)")
-        text += f", and a test log-likelihood on {held_out} with K = {profile.eval_k:,}"
+        text += f", and a test log-likelihood on {held_out} with $K$ = {profile.eval_k:,}"
     return text
 
 

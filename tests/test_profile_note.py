@@ -25,8 +25,8 @@ def test_note_names_this_profile_and_the_other_with_their_sizes(quick):
 
 def test_evaluation_note_gives_test_images_and_k_of_both_profiles(quick):
     text = profiles.note(evaluation=True).data
-    assert "500 of the validation images (this profile has no separate test set) with K = 500" in text
-    assert "10,000 images of the test split with K = 5,000" in text
+    assert "500 of the validation images (this profile has no separate test set) with $K$ = 500" in text
+    assert "10,000 images of the test split with $K$ = 5,000" in text
 
 
 def test_describe_follows_the_profile_fields():
