@@ -37,7 +37,8 @@ pytestmark = pytest.mark.instructor
 def _nbgrader(*args: str, cwd: Path, exchange: Path) -> None:
     # nbgrader runs from the environment that runs the tests; it calls that environment's `alembic` by name.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "PATH": path, "LVM_PROFILE": "quick", "MPLBACKEND": "Agg"}
+    # LVM_PROFILE is left unset: the course's nbgrader_config.py picks the quick profile itself.
+    env = {**{k: v for k, v in os.environ.items() if k != "LVM_PROFILE"}, "PATH": path, "MPLBACKEND": "Agg"}
     command = [sys.executable, "-m", "nbgrader", *args, f"--Exchange.root={exchange}"]
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
@@ -90,6 +91,20 @@ def test_generated_answer_cells_are_the_student_editions(course, tmp_path):
         assert all("raise NotImplementedError" in source for source in theirs.values())
         compared += len(theirs)
     assert compared >= 11
+
+
+def test_the_course_grades_on_the_quick_profile_unless_told_otherwise(course, monkeypatch):
+    # A grading machine with a GPU would default to the full profile: half an hour a chapter per submission.
+    from traitlets.config import Config
+
+    monkeypatch.delenv("LVM_PROFILE", raising=False)
+    config = Config()
+    exec((course / "nbgrader_config.py").read_text(encoding="utf-8"), {"get_config": lambda: config})
+    assert os.environ["LVM_PROFILE"] == "quick"
+    assert config.ClearSolutions.code_stub == {"python": nbgrader_course.STUB}
+    monkeypatch.setenv("LVM_PROFILE", "full")
+    exec((course / "nbgrader_config.py").read_text(encoding="utf-8"), {"get_config": lambda: config})
+    assert os.environ["LVM_PROFILE"] == "full"  # an explicit choice stands
 
 
 def test_source_notebooks_hold_the_solutions(course):

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import lvm
+import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
@@ -76,3 +77,41 @@ def test_every_chapter_installs_lvm_from_the_configured_repository_and_branch(no
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     setup = next("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert f'"git+{REPOSITORY}@{BRANCH}"' in setup, f"{notebook.name}'s set-up cell installs from elsewhere"
+
+
+def test_a_release_pins_the_ref_everywhere_the_course_installs_from():
+    # tools/notebooks.py pin REF (the release workflow runs it with the tag): _config.yml's branch, and from it
+    # every set-up cell and the install lines shown to readers.
+    config = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    pinned = notebooks.with_branch(config, "v9.9.9")
+    assert yaml.safe_load(pinned)["repository"]["branch"] == "v9.9.9"
+    assert pinned.replace("branch: v9.9.9", f"branch: {BRANCH}") == config  # no other line changes
+    setup = next("".join(c["source"]) for c in json.loads(
+        (ROOT / "book" / "01_latent_variable_models.ipynb").read_text(encoding="utf-8"))["cells"]
+        if c["cell_type"] == "code")
+    moved = notebooks.install_source(setup, "https://github.com/someone/fork", "v9.9.9")
+    assert '"git+https://github.com/someone/fork@v9.9.9"' in moved and REPOSITORY not in moved
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"git+{REPOSITORY}@v9.9.9" in notebooks.with_install_ref(readme, REPOSITORY, "v9.9.9")
+    assert f"git+{REPOSITORY}@{BRANCH}" not in notebooks.with_install_ref(readme, REPOSITORY, "v9.9.9")
+    with pytest.raises(ValueError, match="ref"):
+        notebooks.with_branch(config, "v1; rm -rf /")
+    with pytest.raises(ValueError, match="exactly one"):
+        notebooks.install_source(setup + setup, REPOSITORY, "main")
+
+
+def test_check_names_a_set_up_cell_on_another_ref(tmp_path):
+    source = ROOT / "book" / "01_latent_variable_models.ipynb"
+    copy = tmp_path / source.name
+    copy.write_text(source.read_text(encoding="utf-8").replace(f"@{BRANCH}\\\"", "@v0.0.1\\\""), encoding="utf-8")
+    assert any("repository and ref" in problem for problem in notebooks.problems(copy))
+    assert notebooks.problems(source) == []
+
+
+def test_otter_assignments_warn_when_the_checkout_is_not_at_the_ref_students_install():
+    import otter_assign
+
+    assert otter_assign.checkout_mismatch("HEAD") is None
+    # Another commit (or, in a shallow clone, none to compare with): the tests would not match that lvm.
+    assert otter_assign.checkout_mismatch("HEAD~1") is not None
+    assert "no such ref" in otter_assign.checkout_mismatch("no-such-ref-anywhere")

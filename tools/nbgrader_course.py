@@ -34,8 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CONFIG = '''"""nbgrader settings of this course, written by tools/nbgrader_course.py."""
 
+import os
+
 c = get_config()  # noqa: F821 (nbgrader provides it)
 c.CourseDirectory.course_id = {course_id!r}
+# Grade on the quick profile, GPU or not: the checks need no trained model, and the full profile runs a
+# chapter for up to half an hour (its kernel inherits this environment). Set LVM_PROFILE to override.
+os.environ.setdefault("LVM_PROFILE", "quick")
 # The student edition's stub, so that generate_assignment writes its answer cells exactly.
 c.ClearSolutions.code_stub = {{"python": {stub!r}}}
 # Autograding executes the whole chapter: give its slowest cell time (seconds).

@@ -1,14 +1,16 @@
 """Keep the chapter notebooks in the shape the book, Colab and CI expect.
 
-    python tools/notebooks.py check   # list problems, exit 1 if any (CI runs this)
-    python tools/notebooks.py fix     # repair what can be repaired: outputs, macro cell, metadata
+    python tools/notebooks.py check     # list problems, exit 1 if any (CI runs this)
+    python tools/notebooks.py fix       # repair what can be repaired: outputs, macro cell, metadata, set-up cell
+    python tools/notebooks.py pin REF   # a release: _config.yml's repository.branch := REF, then fix
 
 Every chapter notebook must
 - be stored without outputs (the book build executes it);
 - start with a hidden Markdown cell that defines the MathJax macros of ``_config.yml`` for Jupyter and Colab
   (the website gets them from ``_config.yml``; the cell is tagged ``remove-cell`` so the book skips it);
-- have, as its first code cell, the set-up cell that installs ``lvm`` on Colab from the repository that
-  ``_config.yml`` names;
+- have, as its first code cell, the set-up cell that installs ``lvm`` on Colab from the repository and ref
+  that ``_config.yml`` names (``repository.url`` at ``repository.branch``; ``fix`` writes them in, and
+  ``pin REF`` sets the ref for a release, so that its notebooks install the ``lvm`` they were written for);
 - fold every answer: a code cell tagged ``solution`` is also tagged ``hide-input``, so the site shows it
   behind a toggle labelled as a solution ("Show the solution (code)"), as the solutions of derivations are
   folded; the checks a student may read stay under the plain "Show code cell source";
@@ -20,6 +22,7 @@ Every chapter notebook must
 from __future__ import annotations
 
 import json
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -57,6 +60,40 @@ def macro_cell_source(config_path: Path = ROOT / "_config.yml") -> str:
 def repository_url(config_path: Path = ROOT / "_config.yml") -> str:
     """Where Colab installs ``lvm`` from: the repository the launch buttons point to."""
     return yaml.safe_load(config_path.read_text(encoding="utf-8"))["repository"]["url"]
+
+
+def repository_ref(config_path: Path = ROOT / "_config.yml") -> str:
+    """The branch or tag the launch buttons open and the set-up cells install ``lvm`` from."""
+    return str(yaml.safe_load(config_path.read_text(encoding="utf-8"))["repository"]["branch"])
+
+
+INSTALL = re.compile(r'"git\+[^"@\s]+@[^"\s]+"')
+
+
+def install_source(setup: str, url: str, ref: str) -> str:
+    """The set-up cell's source with its one ``"git+<url>@<ref>"`` made the given repository and ref."""
+    if len(INSTALL.findall(setup)) != 1:
+        raise ValueError('the set-up cell must hold exactly one "git+<url>@<ref>" to install lvm from')
+    return INSTALL.sub(lambda _: f'"git+{url}@{ref}"', setup)
+
+
+# Pages that show readers a `pip install "lvm-course @ git+<url>@<ref>"` line.
+PAGES_WITH_INSTALL_LINES = ["README.md", "book/colab.md"]
+
+
+def with_install_ref(text: str, url: str, ref: str) -> str:
+    """``text`` with every ``git+<url>@<ref>`` of this repository installing from ``ref``."""
+    return re.sub(rf"git\+{re.escape(url.rstrip('/'))}@[\w./-]+", f"git+{url.rstrip('/')}@{ref}", text)
+
+
+def with_branch(config_text: str, ref: str) -> str:
+    """``_config.yml``'s text with ``repository.branch`` set to ``ref``, every other line as it was."""
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", ref):
+        raise ValueError(f"ref must be a branch or tag name, got {ref!r}")
+    new, count = re.subn(r"(?m)^(repository:\n(?:  .*\n)*?  branch: ).*$", lambda m: m.group(1) + ref, config_text)
+    if count != 1:
+        raise ValueError("_config.yml has no repository.branch line to set")
+    return new
 
 
 def _is_macro_cell(cell: dict) -> bool:
@@ -97,8 +134,10 @@ def problems(path: Path) -> list[str]:
         found.append("first code cell is not the Colab set-up cell that installs lvm")
     else:
         setup = code[0]
-        if f"git+{repository_url()}@" not in _source(setup):
-            found.append(f"the set-up cell does not install lvm from _config.yml's repository {repository_url()}")
+        wanted = f"git+{repository_url()}@{repository_ref()}"
+        if f'"{wanted}"' not in _source(setup):
+            found.append(f"the set-up cell does not install lvm from _config.yml's repository and ref, {wanted} "
+                         "(run `python tools/notebooks.py fix`)")
         if STYLE_CALL not in _source(setup):
             found.append(f"the set-up cell does not call {STYLE_CALL}")
         if "remove-cell" not in _tags(setup) and (FOLD_TAG not in _tags(setup) or _prompts(setup) != SETUP_PROMPTS):
@@ -127,6 +166,8 @@ def fix(path: Path) -> None:
                     cell["metadata"]["tags"] = [*_tags(cell), FOLD_TAG]
                 _set_prompts(cell, SOLUTION_PROMPTS)
     code = [c for c in cells if c["cell_type"] == "code"]
+    if code and SETUP_MARK in _source(code[0]):
+        code[0]["source"] = install_source(_source(code[0]), repository_url(), repository_ref())
     if code and SETUP_MARK in _source(code[0]) and "remove-cell" not in _tags(code[0]):
         if FOLD_TAG not in _tags(code[0]):
             code[0]["metadata"]["tags"] = [*_tags(code[0]), FOLD_TAG]
@@ -144,11 +185,19 @@ def fix(path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in ("check", "fix"):
+    command_ok = (len(argv) == 1 and argv[0] in ("check", "fix")) or (len(argv) == 2 and argv[0] == "pin")
+    if not command_ok:
         print(__doc__)
         return 2
     paths = chapter_notebooks()
-    if argv[0] == "fix":
+    if argv[0] == "pin":
+        config = ROOT / "_config.yml"
+        config.write_text(with_branch(config.read_text(encoding="utf-8"), argv[1]), encoding="utf-8")
+        for page in PAGES_WITH_INSTALL_LINES:  # the install lines shown to readers follow too
+            path = ROOT / page
+            path.write_text(with_install_ref(path.read_text(encoding="utf-8"), repository_url(), argv[1]),
+                            encoding="utf-8")
+    if argv[0] in ("fix", "pin"):
         for path in paths:
             fix(path)
     bad = {path: problems(path) for path in paths}

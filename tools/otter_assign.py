@@ -287,6 +287,24 @@ def embed_public_tests(student_notebook: Path) -> None:
     student_notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def checkout_mismatch(ref: str) -> str | None:
+    """A warning when this checkout is not at ``ref``: the prompts, solutions and tests come from the
+    checkout, while the students and the grader install ``lvm`` at ``ref``, so the two must agree."""
+    def commit(name: str) -> str | None:
+        found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"], cwd=ROOT,
+                               capture_output=True, text=True)
+        return found.stdout.strip() or None
+
+    here, there = commit("HEAD"), commit(ref)
+    if here is None or here == there:
+        return None
+    if there is None:
+        return (f"warning: cannot check that this checkout is at {ref} (no such ref here): the assignments are "
+                f"written from the checkout, and lvm is installed at {ref}")
+    return (f"warning: this checkout ({here[:8]}) is not at {ref} ({there[:8]}): the assignments are written "
+            f"from the checkout, and lvm is installed at {ref}; run `git checkout {ref}` first")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output", type=Path)
@@ -300,6 +318,9 @@ def main(argv: list[str]) -> int:
         if not args.force:
             parser.error(f"{args.output} exists; pass --force to replace it")
         shutil.rmtree(args.output)
+    warning = checkout_mismatch(args.ref)
+    if warning:
+        print(warning, file=sys.stderr)
     chapters = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
     if args.chapters:
         chapters = [c for c in chapters if c.name[:2] in args.chapters]
