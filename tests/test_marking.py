@@ -4,7 +4,8 @@
 ``{ref}`label`: **N points**`` and bullets ``- **k** for ...`` whose ``k`` add up to ``N``. Coding exercises are
 marked by Otter-Grader (``tools/otter_assign.py``), ``POINTS_PER_CODING_EXERCISE`` each; one that also asks for a
 derivation (``CODING_WITH_A_DERIVATION``) has a scheme too, for that answer, and counts as marked by hand as well.
-The points table on ``book/instructors.md`` must equal both, chapter by chapter.
+The points table on ``book/instructors.md`` must equal both, chapter by chapter. A scheme's ``Common slip`` line
+deducts exactly the points of the steps it names, since the deduction replaces those steps.
 """
 
 from __future__ import annotations
@@ -74,6 +75,38 @@ def test_the_steps_of_a_scheme_add_up_to_its_points(label):
     steps = [int(k) for k in STEP.findall(bullets)]
     assert 2 <= points <= 6 and len(steps) >= 2, (label, points, steps)
     assert sum(steps) == points, f"{label}: steps {steps} add up to {sum(steps)}, not {points}"
+
+
+# "deduct N (steps ...)": N must be the points of the steps named, "1 of step 2" counting 1 of that step's points.
+DEDUCTION = re.compile(r"deduct (\d+) \(([^):]*)[:)]")
+
+
+def _spoilt_points(refs: str, steps: list[int]) -> int:
+    total = 0
+    for part in re.split(r",\s*(?:and\s+)?|\s+and\s+", refs.strip()):
+        part = re.sub(r"^steps? ", "", part.strip())
+        if match := re.fullmatch(r"(\d+) of step (\d+)", part):
+            points, step = int(match[1]), int(match[2])
+            assert points < steps[step - 1], f"{part!r}: step {step} is worth {steps[step - 1]}"
+            total += points
+        elif match := re.fullmatch(r"(\d+) to (\d+)", part):
+            total += sum(steps[int(match[1]) - 1:int(match[2])])
+        else:
+            assert re.fullmatch(r"\d+", part), f"cannot read {part!r} in ({refs})"
+            total += steps[int(part) - 1]
+    return total
+
+
+@pytest.mark.parametrize("label", [label for path in CHAPTERS for label in _hand_marked(path)])
+def test_a_common_slip_deducts_the_points_of_the_steps_it_spoils(label):
+    # The page's rule: a deduction replaces the steps the slip spoils, never comes on top of them.
+    _, bullets = _schemes()[label]
+    steps = [int(k) for k in STEP.findall(bullets)]
+    for line in re.findall(r"^- Common slip:.*$", bullets, re.MULTILINE):
+        deductions = DEDUCTION.findall(line)
+        assert deductions, f"{label}: a common slip must say `deduct N (step k)`: {line}"
+        for points, refs in deductions:
+            assert int(points) == _spoilt_points(refs, steps), f"{label}: deduct {points} ({refs}), steps {steps}"
 
 
 def _points_table() -> dict[int, list[str]]:

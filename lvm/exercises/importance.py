@@ -224,14 +224,15 @@ def _check_high_dimension_broad(fn: Callable, gen: torch.Generator, seed: int) -
     """D = 784 with a proposal twice as wide as the posterior: the log-weights differ, and still underflow.
 
     With the posterior as proposal every weight is p(x), so an answer that falls back to the largest log-weight
-    where the mean of the weights underflows to 0 is exact there. With a broad proposal the largest of S = 1000
-    log-weights is several nats above log p(x) (about 3 here), far outside six standard errors (0.50).
+    where the mean of the weights underflows to 0 is exact there. With a broad proposal the largest of S = 250
+    log-weights is 2.4 to 3.4 nats above log p(x) (40 seeds), outside six standard errors (1.0). S is kept small
+    so that the check fits a grader's memory (1000 draws at D = 784 cost about 85 MiB more).
     """
-    n_samples, d_z = 1000, 5
+    n_samples, d_z = 250, 5
     model, x = _random_linear_gaussian(gen, d_x=784, d_z=d_z, n=2, scale=0.5, sigma=1.0)
     with torch.no_grad():
         _, broad, exact = _broadened(model, x)
-    tolerance = 6 * _relative_sd(d_z) / math.sqrt(n_samples)  # sd(w / p) = 2.63: 0.50
+    tolerance = 6 * _relative_sd(d_z) / math.sqrt(n_samples)  # sd(w / p) = 2.63: 1.0
     got = _call_estimator(fn, model, x, broad, n_samples, seed + 40)
     if torch.isfinite(got).all() and torch.all((got - exact).abs() < tolerance):
         return
