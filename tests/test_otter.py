@@ -23,7 +23,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -43,8 +42,26 @@ OTTER_DIR = Path(os.environ.get("LVM_OTTER_DIR", ROOT / "_build" / "otter"))
 CHAPTERS = [p.stem for p in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
             if otter_assign.coding_exercises(json.loads(p.read_text(encoding="utf-8")))]
 
-PEAK_MEMORY = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
+def _run_sampling_memory(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, int, int]:
+    """Run ``command``; return it finished, with the peaks (bytes) of its whole process tree's memory (what a
+    grader's container must hold: Otter and the kernel it starts, together) and of its largest process,
+    sampled every 0.05 s, so brief peaks between samples can be missed."""
+    import psutil
+
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watched, tree_peak, largest = psutil.Process(process.pid), 0, 0
+    while process.poll() is None:
+        try:
+            sizes = [p.memory_info().rss for p in [watched, *watched.children(recursive=True)]]
+        except psutil.Error:  # a process ended between listing and reading
+            continue
+        tree_peak, largest = max(tree_peak, sum(sizes)), max(largest, *sizes)
+        time.sleep(0.05)
+    stdout, stderr = process.communicate()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), tree_peak, largest
 
 
 def _dist(stem: str) -> Path:
@@ -71,21 +88,19 @@ def _grade(stem: str, notebook: dict, tmp_path: Path, label: str) -> dict[str, t
     out.mkdir()
     otter = ["otter", "run", "-a", str(_zip(stem)), "-o", str(out), "--no-logo", str(submission)]
     start = time.perf_counter()
-    # Through a fresh Python, whose children are this run's alone: it reports their largest peak memory.
-    run = subprocess.run([sys.executable, "-c", PEAK_MEMORY, *otter], capture_output=True, text=True,
-                         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    run, tree_peak, largest = _run_sampling_memory(otter, tmp_path)
     seconds = time.perf_counter() - start
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    _record(stem, label, seconds, int(run.stderr.strip().splitlines()[-1]))
+    _record(stem, label, seconds, tree_peak, largest)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     return {t["name"]: (t["score"], t["max_score"]) for t in results["tests"] if t["name"] != "Public Tests"}
 
 
-def _record(stem: str, label: str, seconds: float, peak_kib: int) -> None:
+def _record(stem: str, label: str, seconds: float, tree_peak: int, largest: int) -> None:
     path = OTTER_DIR / "grading-times.json"
     times = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    # The largest single process (Otter or the kernel it starts), not their sum.
-    times.setdefault(stem, {})[label] = {"seconds": round(seconds, 1), "largest_process_mib": round(peak_kib / 1024)}
+    times.setdefault(stem, {})[label] = {"seconds": round(seconds, 1), "all_processes_mib": round(tree_peak / 2**20),
+                                         "largest_process_mib": round(largest / 2**20)}
     path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
