@@ -92,6 +92,9 @@ def drawn_rows(figure) -> dict[float, str]:
     marker_colours = {to_rgb(marker.get_color()) for marker in (log_px, elbo)}
     assert to_rgb(bar.get_facecolor()) not in marker_colours
     bottom = figure.axes[1]
+    # Every row inside the panel with room for its marker: a limit of 1.6 above would cut the diamond in half.
+    low, high = bottom.get_ylim()
+    assert low < -0.3 and high > 2.3, (low, high)
     # Each label with its tick's height: ticks [0, 1, 2] with the same labels would write log p(x) beside the KL
     # bar and KL beside the diamond.
     return {float(tick): label.get_text() for tick, label in zip(bottom.get_yticks(), bottom.get_yticklabels())}
