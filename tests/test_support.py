@@ -60,7 +60,14 @@ def test_resolve_and_describe_device():
     assert resolve_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
     with pytest.raises(ValueError, match="device must be None, 'cpu', 'cuda', 'mps' or a torch.device, got 'tpu"):
         resolve_device("tpu-please")
-    assert lvm.describe_device("cpu") == f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    try:  # one thread is "1 thread", not "1 threads"
+        torch.set_num_threads(1)
+        assert lvm.describe_device("cpu") == "cpu (1 thread)"
+        torch.set_num_threads(2)
+        assert lvm.describe_device("cpu") == "cpu (2 threads)"
+    finally:
+        torch.set_num_threads(threads)
     assert lvm.describe_device("mps") == "mps (Apple GPU)"
 
 
