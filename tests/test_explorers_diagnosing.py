@@ -87,6 +87,14 @@ def test_the_shown_image_is_the_decoders_mean_at_the_code_plus_the_step_times_th
     marker = along.lines[-1]
     assert marker.get_xdata()[0] == -2.0
     assert marker.get_ydata()[0] == pytest.approx(float(expected.mean()), abs=1e-6)
+    # A step between whole numbers (the slider moves by 0.25): a dot drawn at round(η) would sit at 1.
+    explorer.controls["strength"].value = 0.75
+    original, shown, along = explorer.figure.axes
+    with torch.no_grad():
+        expected = model.decode(codes[3] + 0.75 * vector)
+    marker = along.lines[-1]
+    assert marker.get_xdata()[0] == 0.75
+    assert marker.get_ydata()[0] == pytest.approx(float(expected.mean()), abs=1e-6)
 
 
 def test_each_images_curve_is_decoded_once(setting):
