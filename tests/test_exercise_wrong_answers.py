@@ -237,6 +237,8 @@ ppca.wrong = {
                                                                                           dtype=W.dtype)),
                                          ppca_posterior(x, W, b, s)[1]), "σ² belongs inside M"),
     "σ² added to every entry of M": (_ppca_no_identity, "EVERY entry of M"),
+    "σ for σ² in the covariance": (lambda x, W, b, s: (ppca_posterior(x, W, b, s)[0],
+                                                     s * torch.linalg.inv(_m(W, s))), "you returned σ M⁻¹"),
     "precision for covariance": (lambda x, W, b, s: (ppca_posterior(x, W, b, s)[0], _m(W, s) / s**2), "precision"),
     "σ² forgotten in the covariance": (lambda x, W, b, s: (ppca_posterior(x, W, b, s)[0], torch.linalg.inv(_m(W, s))),
                                        "multiply it by sigma\\*\\*2"),

@@ -117,6 +117,9 @@ def _diagnose_ppca_cov(cov, want, W, sigma, n, sizes_hint) -> None:
     M = W.T @ W + sigma**2 * torch.eye(d_z, dtype=W.dtype)
     if _close(cov, want / sigma**2):
         raise ExerciseFeedback("The covariance is σ² M⁻¹: you returned M⁻¹, multiply it by sigma**2.")
+    if _close(cov, want / sigma):
+        raise ExerciseFeedback("The covariance is σ² M⁻¹: you returned σ M⁻¹. sigma is the standard deviation: "
+                               "multiply by sigma**2.")
     if _close(cov, M / sigma**2):
         raise ExerciseFeedback("You returned the precision M / σ² (the inverse covariance): invert it.")
     if _close(cov, sigma**2 * torch.linalg.inv(_no_identity(W, sigma))):
