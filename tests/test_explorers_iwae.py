@@ -230,6 +230,9 @@ def test_the_title_shows_a_difference_that_rounds_to_zero_without_a_sign():
     assert iwae.signed(-0.0001) == "0.000" and iwae.signed(0.0004) == "0.000"
     # Other differences keep their sign, with a true minus sign: -0.401 at K = 1 in the chapter.
     assert iwae.signed(-0.4013) == "\N{MINUS SIGN}0.401" and iwae.signed(0.0296) == "+0.030"
+    # Just past the rounding boundary the sign stays: a title that showed 0.000 for 0.0006 would hide a mean
+    # 0.001 above log p(x).
+    assert iwae.signed(0.0006) == "+0.001" and iwae.signed(-0.0006) == "\N{MINUS SIGN}0.001"
 
 
 def test_building_the_explorer_leaves_the_callers_random_state_alone():
