@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -86,13 +85,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--course-id", default="lvm-course", help="nbgrader's course id (default: lvm-course)")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     args = parser.parse_args(argv)
-    if args.output.exists():
-        if not args.force:
-            parser.error(f"{args.output} exists; pass --force to replace it")
-        shutil.rmtree(args.output)
-    chapters = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
-    if args.chapters:
-        chapters = [c for c in chapters if c.name[:2] in args.chapters]
+    student_edition.fresh_output(parser, args.output, args.force)
+    chapters = student_edition.selected_chapters(args.chapters)
     args.output.mkdir(parents=True)
     for name in write_course(args.output, chapters, args.course_id):
         print(f"{name}: {args.output / 'source' / name}")

@@ -34,7 +34,6 @@ import argparse
 import ast
 import json
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -314,16 +313,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--masters-only", action="store_true", help="write the master notebooks only")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     args = parser.parse_args(argv)
-    if args.output.exists():
-        if not args.force:
-            parser.error(f"{args.output} exists; pass --force to replace it")
-        shutil.rmtree(args.output)
+    student_edition.fresh_output(parser, args.output, args.force)
     warning = checkout_mismatch(args.ref)
     if warning:
         print(warning, file=sys.stderr)
-    chapters = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
-    if args.chapters:
-        chapters = [c for c in chapters if c.name[:2] in args.chapters]
+    chapters = student_edition.selected_chapters(args.chapters)
     for chapter in chapters:
         folder = write_assignment(chapter, args.output.resolve(), args.ref, run_otter=not args.masters_only)
         if folder is not None:

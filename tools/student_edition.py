@@ -177,6 +177,20 @@ def _replace_across_lines(text: str, old: str, new: str) -> str:
     return re.sub(pattern, lambda _: new, text)
 
 
+def fresh_output(parser: argparse.ArgumentParser, output: Path, force: bool) -> None:
+    """Clear a tool's OUTPUT folder for a new run: refused (by the parser) if it exists without ``--force``."""
+    if output.exists():
+        if not force:
+            parser.error(f"{output} exists; pass --force to replace it")
+        shutil.rmtree(output)
+
+
+def selected_chapters(numbers: list[str] | None) -> list[Path]:
+    """The chapter notebooks whose two-digit numbers are given (``None`` or empty: all of them)."""
+    chapters = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    return [c for c in chapters if c.name[:2] in numbers] if numbers else chapters
+
+
 def write_edition(output: Path, instructor_published: bool = True) -> None:
     shutil.copytree(ROOT / "book", output / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     for page in INSTRUCTOR_ONLY_PAGES:
@@ -213,10 +227,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--private-solutions", action="store_true",
                         help="the instructor edition is not published: the landing page links to no solutions")
     args = parser.parse_args(argv)
-    if args.output.exists():
-        if not args.force:
-            parser.error(f"{args.output} exists; pass --force to replace it")
-        shutil.rmtree(args.output)
+    fresh_output(parser, args.output, args.force)
     args.output.mkdir(parents=True)
     write_edition(args.output, instructor_published=not args.private_solutions)
     print(f"student edition written to {args.output}")
